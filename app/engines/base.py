@@ -1,0 +1,183 @@
+"""The engine contract: what every speech engine gives the rest of the service.
+
+An engine turns text into float32 mono PCM chunks at its own sample rate. It knows nothing
+about sockets, codecs or frames. Blocking inference never runs on the event loop: engines
+drive their blocking generators through ``iterate_blocking``, which also makes closing the
+async iterator stop generation before the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from app.presets import Preset
+
+T = TypeVar("T")
+
+DEFAULT_VOICE_ID = "default"
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of engine audio.
+
+    ``samples`` is float32 mono in [-1, 1] at the engine's rate. ``overlap`` is the number
+    of leading samples that cover the same time as the last ``overlap`` samples of the
+    previous chunk (a re-decoded region the crossfader blends); 0 means a plain seam.
+    """
+
+    samples: np.ndarray
+    overlap: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1:
+            raise ValueError("AudioChunk.samples must be mono (1-D)")
+        if not 0 <= self.overlap <= len(self.samples):
+            raise ValueError("AudioChunk.overlap must be within the chunk")
+
+
+@dataclass(frozen=True)
+class VoiceClip:
+    """A decoded reference clip: float32 mono samples at ``sample_rate``."""
+
+    voice_id: str
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class VoiceHandle:
+    """A voice prepared for one engine.
+
+    ``builtin`` is True when the engine speaks with its own voice (voice ``default``, or an
+    engine without cloning that was given a clip); responses say so.
+    """
+
+    voice_id: str
+    builtin: bool
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    cloning: bool
+    streaming: str  # "token": chunks inside a sentence; "sentence": one chunk per sentence
+    languages: tuple[str, ...] = ("en",)
+    paralinguistic_tags: bool = False
+    preset_fields: tuple[str, ...] = ()
+    max_overlap_samples: int = 0  # the largest ``AudioChunk.overlap`` the engine declares
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cloning": self.cloning,
+            "streaming": self.streaming,
+            "languages": list(self.languages),
+            "paralinguistic_tags": self.paralinguistic_tags,
+            "preset_fields": list(self.preset_fields),
+            "max_overlap_samples": self.max_overlap_samples,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """Options copied per request, so a change mid-stream cannot race a running one."""
+
+    preset: Preset
+    language: str = "en"
+    seed: int | None = None
+    speed: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+    sample_rate: int
+    capabilities: EngineCapabilities
+    device: str
+
+    async def load(self) -> None:
+        """Load weights and warm up; called once at start-up."""
+
+    async def prepare_voice(self, clip: VoiceClip | None) -> VoiceHandle:
+        """Conditioning for ``clip``; ``None`` means the built-in voice (``default``)."""
+
+    def stream(
+        self, text: str, voice: VoiceHandle, params: SynthesisParams
+    ) -> AsyncIterator[AudioChunk]:
+        """Audio for ``text`` as it is generated. Closing the iterator stops generation."""
+
+    async def aclose(self) -> None:
+        """Release the model and its threads."""
+
+
+class _Done:
+    pass
+
+
+_DONE = _Done()
+
+
+async def iterate_blocking(
+    factory: Callable[[threading.Event], Iterator[T]], executor: Executor
+) -> AsyncIterator[T]:
+    """Drive a blocking generator on ``executor`` and yield its items on the event loop.
+
+    ``factory(stop)`` builds the generator inside the worker thread. Every ``next()`` runs
+    on the executor, never on the loop. When the consumer stops early (break, cancel,
+    ``aclose``), ``stop`` is set before the generator is closed, so a generator that checks
+    it between steps ends within one step, and the close itself also runs off the loop.
+    starlette's ``iterate_in_threadpool`` does the first half of this but never closes
+    the sync generator, which would leave a model running after a barge-in.
+    """
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+    holder: list[Iterator[T]] = []
+
+    def _next() -> T | _Done:
+        if not holder:
+            holder.append(factory(stop))
+        try:
+            return next(holder[0])
+        except StopIteration:
+            return _DONE
+
+    def _close() -> None:
+        if holder:
+            close = getattr(holder[0], "close", None)
+            if close is not None:
+                close()
+
+    finished = False
+    try:
+        while True:
+            fut = loop.run_in_executor(executor, _next)
+            try:
+                item = await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                stop.set()
+                # The step already running finishes on its thread; wait for it without
+                # blocking the loop so the generator is never closed while it runs.
+                await asyncio.wait([fut])
+                raise
+            if isinstance(item, _Done):
+                finished = True
+                return
+            yield item
+    finally:
+        if not finished:
+            stop.set()
+            await loop.run_in_executor(executor, _close)

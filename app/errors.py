@@ -1,0 +1,71 @@
+"""The typed error family of the service.
+
+Every failure that a client can see is one of these. Each carries a machine-readable
+``code``, the HTTP status it maps to, and whether retrying may help. Routes and socket
+handlers map them to responses in one place (``app.api.errors``); nothing matches on
+message text.
+"""
+
+from __future__ import annotations
+
+
+class TTSError(Exception):
+    """Base class: a failure with a stable code and a message fit for a client."""
+
+    code = "internal_error"
+    status_code = 500
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}
+
+
+class InvalidRequest(TTSError):
+    code = "invalid_request"
+    status_code = 400
+
+
+class InvalidVoiceId(InvalidRequest):
+    code = "invalid_voice_id"
+
+
+class VoiceNotFound(TTSError):
+    code = "voice_not_found"
+    status_code = 404
+
+
+class VoiceInvalid(TTSError):
+    """The clip exists but is not usable audio (not audio, too short, too long)."""
+
+    code = "voice_invalid"
+    status_code = 422
+
+
+class StorageUnavailable(TTSError):
+    code = "storage_unavailable"
+    status_code = 503
+    retryable = True
+
+
+class Busy(TTSError):
+    code = "busy"
+    status_code = 503
+    retryable = True
+
+
+class EngineError(TTSError):
+    code = "engine_error"
+    status_code = 500
+    retryable = True
+
+
+class EngineUnavailable(TTSError):
+    code = "engine_unavailable"
+    status_code = 503
+    retryable = True
