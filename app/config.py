@@ -38,9 +38,6 @@ class Settings(BaseSettings):
     piper_workers: int = Field(
         2, ge=1, le=64, description="Piper inferences that may run at once (worker threads)."
     )
-    piper_sentence_pause_ms: int = Field(
-        120, ge=0, le=2000, description="Silence piper inserts between sentences it splits."
-    )
     synthetic_rtf: float = Field(
         0.05,
         ge=0.0,

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes: parse, call the session layer, serialize. No DSP here."""

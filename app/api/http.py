@@ -1,0 +1,58 @@
+"""HTTP routes: health, readiness and batch synthesis."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from app.protocol.requests import SynthesizeRequest
+from app.runtime import Runtime, get_runtime
+from app.sessions.oneshot import synthesize_batch
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Liveness, the running engine and why, caches and capacity."""
+    return runtime.health()
+
+
+@router.get("/ready")
+async def ready(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+    """503 until the engine is loaded and warmed, and while the replica is full."""
+    if not runtime.ready:
+        return JSONResponse({"ready": False, "reason": "warming up"}, status_code=503)
+    if runtime.capacity.full:
+        return JSONResponse({"ready": False, "reason": "full"}, status_code=503,
+                            headers={"Retry-After": "1"})
+    return JSONResponse({"ready": True})
+
+
+@router.post("/synthesize")
+async def synthesize(
+    req: SynthesizeRequest, runtime: Runtime = Depends(get_runtime)
+) -> dict[str, Any]:
+    """The whole utterance in one response.
+
+    ``audio`` is a list of base64 160-byte frames for ``mulaw``/``alaw``, base64 WAV (engine
+    rate) for ``wav``, and base64 PCM16 little-endian for ``pcm_*``.
+    """
+    result = await synthesize_batch(runtime, req)
+    encoded = [base64.b64encode(f).decode("ascii") for f in result.frames]
+    audio: Any = encoded if result.fmt_name in ("mulaw", "alaw") else encoded[0]
+    return {
+        "audio": audio,
+        "duration_seconds": round(result.duration_s, 4),
+        "sample_rate": result.sample_rate,
+        "format": result.fmt_name,
+        "total_ms": round(result.stats.total_ms, 2),
+        "first_chunk_ms": round(result.stats.first_frame_ms or 0.0, 2),
+        "latency": result.latency,
+        "backend": runtime.engine.name,
+        "voice_id": result.voice.voice_id,
+        "builtin_voice": result.voice.builtin,
+    }

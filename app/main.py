@@ -1,0 +1,84 @@
+"""The ASGI app: ``create_app(settings)`` builds it; ``app`` is the one uvicorn serves."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.errors import install_error_handlers
+from app.api.http import router as http_router
+from app.api.voices import router as voices_router
+from app.api.ws import router as ws_router
+from app.config import Settings, get_settings
+from app.engines.registry import build_engine, choose_engine
+from app.runtime import Runtime
+from app.sessions.capacity import Capacity
+from app.voices.manager import VoiceManager
+from app.voices.stores import build_store
+
+log = logging.getLogger("app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        choice = choose_engine(settings)
+        log.info("engine: %s (%s)", choice.name, choice.reason)
+        engine = build_engine(choice.name, settings)
+        http_client = httpx.AsyncClient(
+            timeout=settings.voice_fetch_timeout_s,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+        store = build_store(settings, http_client)
+        voices = VoiceManager(settings, engine, store)
+        runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            choice=choice,
+            voices=voices,
+            capacity=Capacity(settings.max_concurrent_streams),
+        )
+        app.state.runtime = runtime
+        await engine.load()
+        runtime.ready = True
+        log.info(
+            "ready: engine=%s device=%s rate=%d store=%s",
+            engine.name,
+            engine.device,
+            engine.sample_rate,
+            store.describe() if store is not None else "none (only voice 'default')",
+        )
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            await voices.aclose()
+            await http_client.aclose()
+            await engine.aclose()
+
+    app = FastAPI(
+        title="Telephony TTS",
+        version=__version__,
+        description="Real-time text-to-speech for phone-call voice agents.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(http_router)
+    app.include_router(voices_router)
+    app.include_router(ws_router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` for uvicorn, built on first access so importing this module
+    # (tests, tools) does not read the environment.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

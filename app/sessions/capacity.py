@@ -1,0 +1,50 @@
+"""Synthesis slots per replica (``MAX_CONCURRENT_STREAMS``).
+
+A one-shot request holds a slot while it runs; a streaming-text session holds one from its
+first ``init`` until the connection closes. When every slot is taken the request is refused
+at once with ``Busy`` instead of queueing behind the others.
+"""
+
+from __future__ import annotations
+
+from app.errors import Busy
+
+
+class Slot:
+    def __init__(self, capacity: Capacity) -> None:
+        self._capacity: Capacity | None = capacity
+
+    def release(self) -> None:
+        if self._capacity is not None:
+            self._capacity._in_use -= 1
+            self._capacity = None
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Capacity:
+    def __init__(self, max_slots: int) -> None:
+        self.max_slots = max_slots
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def full(self) -> bool:
+        return self._in_use >= self.max_slots
+
+    def acquire(self) -> Slot:
+        """A slot, or ``Busy`` when the replica is full (never waits)."""
+        if self.full:
+            raise Busy(f"Server busy: all {self.max_slots} synthesis slots are in use")
+        self._in_use += 1
+        return Slot(self)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"in_use": self._in_use, "max": self.max_slots}

@@ -1,0 +1,24 @@
+"""How much of a clause the caller has heard, from the audio sent so far.
+
+Used by ``cancelled.text_spoken`` when a barge-in cuts a clause: engines without
+character timings give no exact answer, so the part of the current clause is estimated
+from the audio duration at a typical speaking rate and cut at a word boundary.
+"""
+
+from __future__ import annotations
+
+# About 150 words per minute of English: ~14 characters per second including spaces.
+CHARS_PER_SECOND = 14.0
+
+
+def estimate_spoken(text: str, seconds: float, *, finished: bool) -> tuple[str, bool]:
+    """(the part of ``text`` heard after ``seconds`` of its audio, whether it is an estimate)."""
+    if finished:
+        return text, False
+    if seconds <= 0:
+        return "", False
+    chars = int(seconds * CHARS_PER_SECOND)
+    if chars >= len(text.rstrip()):
+        return text, True
+    cut = text.rfind(" ", 0, chars + 1)
+    return (text[:cut] if cut > 0 else ""), True
