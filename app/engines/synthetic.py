@@ -91,11 +91,13 @@ class SyntheticEngine:
         self.active_generations += 1
         try:
             audio = render(text, voice_seed=zlib.crc32(voice.voice_id.encode()) % 7)
-            start = time.perf_counter()
-            due = start + self._first_delay_s
+            # The first chunk is due after the first-chunk delay (which includes making
+            # it); each later one after its own duration times the real-time factor.
+            due = time.perf_counter() + self._first_delay_s
             for pos in range(0, len(audio), self._chunk_samples):
                 piece = audio[pos : pos + self._chunk_samples]
-                due += self._rtf * len(piece) / SAMPLE_RATE
+                if pos:
+                    due += self._rtf * len(piece) / SAMPLE_RATE
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -13,7 +13,7 @@ import contextlib
 from contextlib import aclosing
 from typing import Any
 
-from app.audio import AudioPipeline, get_output_format, wav_bytes
+from app.audio import OUTPUT_FORMATS, AudioPipeline, get_output_format, wav_bytes
 from app.errors import InvalidRequest, TTSError
 from app.protocol import serializers as ser
 from app.protocol.requests import SynthesizeRequest, check_text, parse
@@ -70,9 +70,16 @@ class RequestSession:
         while True:
             data = await self._requests.get()
             self._current = asyncio.create_task(self._one(data), name="ws-synthesize-request")
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._current
-            self._current = None
+            except asyncio.CancelledError:
+                # A cancel of the request (barge-in) is normal; a cancel of this worker
+                # (the connection closed) must end the loop.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            finally:
+                self._current = None
 
     async def _one(self, data: dict[str, Any]) -> None:
         try:
@@ -90,6 +97,11 @@ class RequestSession:
         wav = req.output_format == "wav"
         if req.stream_sid is not None and req.output_format not in ("mulaw", "wav"):
             raise InvalidRequest("Twilio mode (stream_sid) sends mu-law only")
+        if not wav and req.output_format not in OUTPUT_FORMATS:
+            valid = ", ".join([*OUTPUT_FORMATS, "wav"])
+            raise InvalidRequest(
+                f"Unknown output_format: {req.output_format:.32}. Valid formats: {valid}"
+            )
         fmt = get_output_format("mulaw" if wav else req.output_format)
         voice = await runtime.voices.get(voice_id)
         serializer = ser.FrameSerializer(fmt, req.stream_sid)
