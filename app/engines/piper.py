@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # prosody; only the first piece is kept short for time to first audio.
 _MAX_PIECE_CHARS = 220
 _SENTENCE_END = (".", "!", "?", "\n")
+# The first piece may end at any sentence end or clause pause after a few characters.
+_FIRST_PIECE = {"min_sentence_chars": 4, "min_clause_chars": 4}
 
 
 def installed() -> bool:
@@ -50,13 +52,20 @@ def installed() -> bool:
 
 
 def plan_pieces(text: str) -> list[str]:
-    """Split ``text`` into the pieces Piper is run on: the first clause alone, then sentences."""
-    clauses = [c for c in split_clauses(text) if c.strip()]
-    if len(clauses) <= 1:
-        return [c.strip() for c in clauses]
-    pieces = [clauses[0].strip()]
+    """Split ``text`` into the pieces Piper is run on.
+
+    The first piece is the first clause, cut as early as a clause pause allows ("Sure,"),
+    because one Piper run costs time in proportion to its length and nothing plays until
+    it returns. Later pieces are regrouped into whole sentences (up to a length) so that
+    most of the reply keeps sentence prosody.
+    """
+    first, *rest = [c for c in split_clauses(text, **_FIRST_PIECE) if c.strip()] or [""]
+    if not first.strip():
+        return []
+    remainder = "".join(rest)
+    pieces = [first.strip()]
     current = ""
-    for clause in clauses[1:]:
+    for clause in split_clauses(remainder):
         if current and len(current) + len(clause) > _MAX_PIECE_CHARS:
             pieces.append(current.strip())
             current = ""
@@ -66,7 +75,7 @@ def plan_pieces(text: str) -> list[str]:
             current = ""
     if current.strip():
         pieces.append(current.strip())
-    return pieces
+    return [p for p in pieces if p]
 
 
 class PiperEngine:
