@@ -63,7 +63,10 @@ class Settings(BaseSettings):
 
     # --- requests and sessions ---
     max_text_length: int = Field(
-        5000, ge=1, le=1_000_000, description="Characters per request (or per session clause buffer)."
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="Characters per request, and per reply on a streaming session.",
     )
     max_concurrent_streams: int = Field(
         8, ge=1, le=10_000, description="Synthesis slots per replica (see DESIGN.md, Capacity)."
@@ -97,6 +100,12 @@ class Settings(BaseSettings):
     )
     max_cached_voices: int = Field(
         50, ge=1, le=100_000, description="LRU bound on prepared voices kept in memory."
+    )
+    max_cached_voice_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Optional bound on the memory prepared voices hold (GPU engines report "
+        "their conditioning size); unset = count bound only.",
     )
     max_cached_clips: int = Field(
         200, ge=1, le=100_000, description="LRU bound on decoded clips kept in memory."

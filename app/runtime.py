@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from app import __version__
@@ -63,7 +63,7 @@ class Runtime:
             "engine_reason": self.choice.reason,
             "sample_rate": self.engine.sample_rate,
             "capabilities": self.engine.capabilities.to_dict(),
-            "cached_voices": voice_stats.get("conditioning", {}).get("size", 0),
+            "cached_voices": voice_stats.get("cached_voices", 0),
             "cache": voice_stats,
             "capacity": self.capacity.to_dict(),
             "version": __version__,
@@ -78,3 +78,6 @@ def get_runtime(request: Request) -> Runtime:
 
 def runtime_of(conn: HTTPConnection) -> Runtime:
     return conn.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

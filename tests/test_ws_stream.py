@@ -94,7 +94,7 @@ async def test_speech_starts_at_the_first_clause_not_at_end(server: LiveServer) 
         await ws.send({"type": "text", "content": "Hello there, how are you"})
         await ws.send({"type": "text", "content": " doing today?"})
         with pytest.raises(asyncio.TimeoutError):
-            await ws.recv(timeout=0.3)  # "?" without whitespace is not yet a boundary
+            await ws.recv(within=0.3)  # "?" without whitespace is not yet a boundary
         sent = time.perf_counter()
         await ws.send({"type": "text", "content": " I"})
         first = await ws.recv()
@@ -111,7 +111,7 @@ async def test_idle_flush_speaks_a_reply_without_punctuation(server: LiveServer)
         await init(ws)
         await ws.send({"type": "text", "content": "okay so here is the thing"})
         sent = time.perf_counter()
-        first = await ws.recv(timeout=3)
+        first = await ws.recv(within=3)
         assert is_audio(first)
         assert 0.35 < first["_t"] - sent < 1.5
         messages = await ws.until(lambda m: m.get("type") == "sentence_complete")
@@ -140,7 +140,7 @@ async def test_cancel_barge_in(slow_server: LiveServer) -> None:
         assert "This first sentence".startswith(ack["text_spoken"][:19])
         assert ack["text_spoken_estimated"] is True
         with pytest.raises(asyncio.TimeoutError):
-            await ws.recv(timeout=0.7)  # nothing after the acknowledgement
+            await ws.recv(within=0.7)  # nothing after the acknowledgement
         # Still initialised: the next reply is spoken.
         await ws.send({"type": "text", "content": "New reply."})
         await ws.send({"type": "end"})
@@ -172,7 +172,7 @@ async def test_piper_stream_end_to_end(piper_server: LiveServer) -> None:
         for tok in tokens("Hi! Thanks for calling, how can I help you today?", 3):
             await ws.send({"type": "text", "content": tok})
         await ws.send({"type": "end"})
-        messages = await ws.until(done, timeout=60)
+        messages = await ws.until(done, within=60)
     audio = [m for m in messages if is_audio(m)]
     assert len(audio) > 50
     assert messages[-1]["type"] == "complete"

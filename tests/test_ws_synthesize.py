@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from tests.servers import LiveServer, live_server, make_settings
-from tests.wsclient import WSClient, audio_bytes, is_audio
+from tests.wsclient import WSClient, is_audio
 
 TEXT = "Hello there, this is a longer reply that takes a few seconds to speak."
 
@@ -127,7 +127,7 @@ async def test_cancel_stops_generation_and_nothing_follows_the_ack(
         )
         assert TEXT.startswith(ack["text_spoken"])
         with pytest.raises(asyncio.TimeoutError):
-            await ws.recv(timeout=0.6)
+            await ws.recv(within=0.6)
         # The connection still serves the next request.
         await ws.send({"text": "Next.", "voice_id": "default"})
         after = await ws.until(is_final)
@@ -158,7 +158,8 @@ BAD_MESSAGES: list[tuple[object, str]] = [
     ({"text": "Hi", "voice_id": "../x"}, "Invalid voice_id format: ../x"),
     ({"text": "Hi", "voice_id": "ghost"}, "Voice not found: ghost"),
     ({"text": "Hi", "voice_id": "default", "preset": "nope"}, "Valid presets"),
-    ({"text": "Hi", "voice_id": "default", "output_format": "ogg"}, "Unknown output_format: ogg. Valid formats"),
+    ({"text": "Hi", "voice_id": "default", "output_format": "ogg"},
+     "Unknown output_format: ogg. Valid formats"),
 ]
 
 

@@ -24,16 +24,16 @@ class WSClient:
             message = json.dumps(message)
         await self.conn.send(message)
 
-    async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+    async def recv(self, within: float = 10.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.recv(), within)
         message: dict[str, Any] = json.loads(raw)
         message["_t"] = time.perf_counter()
         return message
 
-    async def until(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+    async def until(self, predicate: Any, within: float = 30.0) -> list[dict[str, Any]]:
         """Messages up to and including the first one matching ``predicate``."""
         out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             message = await self.recv(max(0.01, deadline - time.monotonic()))
             out.append(message)

@@ -5,24 +5,24 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.protocol.requests import SynthesizeRequest
-from app.runtime import Runtime, get_runtime
+from app.runtime import RuntimeDep
 from app.sessions.oneshot import synthesize_batch
 
 router = APIRouter()
 
 
 @router.get("/health")
-async def health(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def health(runtime: RuntimeDep) -> dict[str, Any]:
     """Liveness, the running engine and why, caches and capacity."""
     return runtime.health()
 
 
 @router.get("/ready")
-async def ready(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+async def ready(runtime: RuntimeDep) -> JSONResponse:
     """503 until the engine is loaded and warmed, and while the replica is full."""
     if not runtime.ready:
         return JSONResponse({"ready": False, "reason": "warming up"}, status_code=503)
@@ -34,7 +34,7 @@ async def ready(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
 
 @router.post("/synthesize")
 async def synthesize(
-    req: SynthesizeRequest, runtime: Runtime = Depends(get_runtime)
+    req: SynthesizeRequest, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """The whole utterance in one response.
 

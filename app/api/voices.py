@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 
 from app.errors import InvalidRequest
-from app.runtime import Runtime, get_runtime
+from app.runtime import RuntimeDep
 from app.sessions.oneshot import warmup as run_warmup
 from app.voices.validation import validate_voice_id
 
@@ -18,8 +18,8 @@ MAX_PRELOAD = 100
 
 @router.post("/preload")
 async def preload(
-    voice_ids: list[Any] = Body(..., description="Voice ids to fetch and prepare."),
-    runtime: Runtime = Depends(get_runtime),
+    voice_ids: Annotated[list[Any], Body(description="Voice ids to fetch and prepare.")],
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Fetch and prepare voices concurrently; ``errors`` says why each false is false."""
     if len(voice_ids) > MAX_PRELOAD:
@@ -31,9 +31,9 @@ async def preload(
 
 @router.post("/warmup")
 async def warmup(
-    voice_id: str = Query("default"),
-    preset: str = Query("realtime"),
-    runtime: Runtime = Depends(get_runtime),
+    runtime: RuntimeDep,
+    voice_id: Annotated[str, Query(max_length=1000)] = "default",
+    preset: Annotated[str, Query(max_length=100)] = "realtime",
 ) -> dict[str, Any]:
     """Prepare the voice and run a short generation through the whole pipeline."""
     ms = await run_warmup(runtime, voice_id, preset)
@@ -41,7 +41,7 @@ async def warmup(
 
 
 @router.delete("/voices/{voice_id}/cache")
-async def evict_voice(voice_id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def evict_voice(voice_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Drop one voice from every cache level (its clip changed in the store)."""
     voice_id = validate_voice_id(voice_id)
     evicted = await runtime.voices.evict(voice_id)

@@ -36,10 +36,10 @@ def float_to_int16(samples: np.ndarray) -> np.ndarray:
     back from ``v / 32768``, so nothing drifts through a decode/encode round trip. NaN from
     a misbehaving engine becomes silence instead of an undefined cast.
     """
-    scaled = np.asarray(samples, dtype=np.float32) * np.float32(32768.0)
-    np.nan_to_num(scaled, copy=False, nan=0.0)
+    scaled = np.multiply(samples, np.float32(32768.0), dtype=np.float32)
     np.rint(scaled, out=scaled)
     np.clip(scaled, -32768.0, 32767.0, out=scaled)
+    np.copyto(scaled, 0.0, where=np.isnan(scaled))
     return scaled.astype(np.int16)
 
 

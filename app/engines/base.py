@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -117,7 +117,7 @@ class Engine(Protocol):
 
     def stream(
         self, text: str, voice: VoiceHandle, params: SynthesisParams
-    ) -> AsyncIterator[AudioChunk]:
+    ) -> AsyncGenerator[AudioChunk, None]:
         """Audio for ``text`` as it is generated. Closing the iterator stops generation."""
 
     async def aclose(self) -> None:
@@ -133,7 +133,7 @@ _DONE = _Done()
 
 async def iterate_blocking(
     factory: Callable[[threading.Event], Iterator[T]], executor: Executor
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Drive a blocking generator on ``executor`` and yield its items on the event loop.
 
     ``factory(stop)`` builds the generator inside the worker thread. Every ``next()`` runs

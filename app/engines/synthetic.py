@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class SyntheticEngine:
 
     async def stream(
         self, text: str, voice: VoiceHandle, params: SynthesisParams
-    ) -> AsyncIterator[AudioChunk]:
+    ) -> AsyncGenerator[AudioChunk, None]:
         self.active_generations += 1
         try:
             audio = render(text, voice_seed=zlib.crc32(voice.voice_id.encode()) % 7)

@@ -69,17 +69,6 @@ class Outbox:
             if self.on_sent is not None:
                 self.on_sent(item.message, item.seconds or 0.0)
 
-    async def drain_and_close(self, timeout: float = 5.0) -> None:
-        """Send what is queued, then stop the sender."""
-        if self._task is None or self.closed:
-            return
-        self.closed = True
-        try:
-            await asyncio.wait_for(self._queue.put(None), timeout)
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except (TimeoutError, asyncio.CancelledError, Exception):
-            self.abort()
-
     def abort(self) -> None:
         self.closed = True
         if self._task is not None and not self._task.done():

@@ -8,7 +8,7 @@ yielded as soon as the engine's chunk has gone through the pipeline. Closing the
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -47,7 +47,7 @@ async def synthesize_frames(
     params: SynthesisParams,
     pipeline: AudioPipeline,
     stats: UtteranceStats,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Encoded frames for ``text``; engine failures surface as ``EngineError``."""
     try:
         async with aclosing(engine.stream(text, voice, params)) as chunks:
