@@ -41,7 +41,7 @@ def server(bucket: ClipServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http, within=60) as c:
+    with httpx.Client(base_url=server.http, timeout=60) as c:
         yield c
 
 
