@@ -1,0 +1,160 @@
+"""Per-request glue between the engine and the torch modules (imported on the worker only).
+
+``Plan`` turns a preset into what the family uses; ``token_stream`` tokenizes one sentence
+as the library's ``generate`` does and starts the matching token generator;
+``new_decoder`` builds the streaming S3Gen state; ``install_alignment`` sets up the
+multilingual alignment analyzer once per model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from app.engines.base import SynthesisParams
+from app.engines.chatterbox.decoder import StreamingDecoder
+from app.engines.chatterbox.tokens import Sampling, standard_tokens, turbo_tokens
+from app.engines.chatterbox.voices import request_t3_cond
+
+TURBO_DECODER_STEPS = 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one request runs with, copied from its preset at the start."""
+
+    family: str
+    sampling: Sampling
+    exaggeration: float | None
+    decoder_steps: int
+    seed: int
+
+    @classmethod
+    def build(cls, family: str, params: SynthesisParams, max_tokens: int | None = None) -> Plan:
+        preset = params.preset
+        sampling = Sampling.for_family(family, preset.temperature, preset.cfg_weight)
+        if max_tokens is not None:
+            sampling = dataclasses.replace(sampling, max_new_tokens=max_tokens)
+        turbo = family == "turbo"
+        seed = params.seed if params.seed is not None else random.randrange(2**31)
+        if params.seed is not None:
+            # The library samples from torch's global generator: the same seed gives the
+            # same tokens as its own loop (when no other stream interleaves).
+            torch.manual_seed(params.seed)
+        return cls(
+            family=family,
+            sampling=sampling,
+            exaggeration=None if turbo else preset.exaggeration,
+            decoder_steps=TURBO_DECODER_STEPS if turbo else preset.decoder_steps,
+            seed=seed,
+        )
+
+
+def request_cond(voice_conds: Any, plan: Plan) -> Any:
+    return request_t3_cond(voice_conds, plan.exaggeration)
+
+
+def _punc_norm(family: str) -> Any:
+    if family == "turbo":
+        from chatterbox.tts_turbo import punc_norm
+    elif family == "multilingual":
+        from chatterbox.mtl_tts import punc_norm
+    else:
+        from chatterbox.tts import punc_norm
+    return punc_norm
+
+
+def text_tokens(model: Any, family: str, text: str, language: str) -> torch.Tensor:
+    """(1, L) text tokens exactly as the family's ``generate`` builds them (one CFG row)."""
+    text = _punc_norm(family)(text)
+    if family == "turbo":
+        ids = model.tokenizer(text, return_tensors="pt", padding=True, truncation=True)
+        return ids.input_ids.to(model.device)
+    if family == "multilingual":
+        tokens = model.tokenizer.text_to_tokens(text, language_id=language.lower())
+    else:
+        tokens = model.tokenizer.text_to_tokens(text)
+    hp = model.t3.hp
+    tokens = F.pad(tokens, (1, 0), value=hp.start_text_token)
+    tokens = F.pad(tokens, (0, 1), value=hp.stop_text_token)
+    return tokens.to(model.device)
+
+
+def token_stream(
+    model: Any,
+    family: str,
+    text: str,
+    language: str,
+    t3_cond: Any,
+    plan: Plan,
+    stop: threading.Event,
+    alignment: Any = None,
+) -> Iterator[int]:
+    tokens = text_tokens(model, family, text, language)
+    if family == "turbo":
+        return turbo_tokens(model.t3, t3_cond, tokens, plan.sampling, stop)
+    analyzer = None
+    if alignment is not None:
+        len_cond = _cond_length(model.t3, t3_cond)
+        analyzer = request_analyzer(alignment, len_cond, tokens.shape[1])
+    return standard_tokens(model.t3, t3_cond, tokens, plan.sampling, stop, analyzer)
+
+
+def new_decoder(model: Any, voice_conds: Any, plan: Plan) -> StreamingDecoder:
+    return StreamingDecoder(
+        model.s3gen,
+        voice_conds.gen,
+        meanflow=plan.family == "turbo",
+        n_timesteps=plan.decoder_steps,
+        generator=torch.Generator().manual_seed(plan.seed),
+    )
+
+
+# --- multilingual alignment analyzer ---
+def install_alignment(t3: Any) -> Any:
+    """One analyzer whose hooks feed every request's copy; None if the backbone is too small.
+
+    The library builds a new analyzer per ``inference`` call and never removes its hooks,
+    so they pile up. Here the hooks are installed once; each request gets a shallow copy
+    with fresh state that reads the same attention buffer. Steps of different streams never
+    overlap (one worker thread), so the buffer always holds the current step's attention.
+    """
+    from chatterbox.models.t3.inference.alignment_stream_analyzer import (
+        LLAMA_ALIGNED_HEADS,
+        AlignmentStreamAnalyzer,
+    )
+
+    if t3.cfg.num_hidden_layers <= max(layer for layer, _ in LLAMA_ALIGNED_HEADS):
+        return None
+    return AlignmentStreamAnalyzer(
+        t3.tfmr, None, text_tokens_slice=(0, 1), alignment_layer_idx=9,
+        eos_idx=t3.hp.stop_speech_token,
+    )
+
+
+def request_analyzer(shared: Any, len_cond: int, text_len: int) -> Any:
+    analyzer = copy.copy(shared)  # shares last_aligned_attns, which the hooks fill
+    i, j = len_cond, len_cond + text_len
+    analyzer.text_tokens_slice = (i, j)
+    analyzer.alignment = torch.zeros(0, j - i)
+    analyzer.curr_frame_pos = 0
+    analyzer.text_position = 0
+    analyzer.started = False
+    analyzer.started_at = None
+    analyzer.complete = False
+    analyzer.completed_at = None
+    analyzer.generated_tokens = []
+    return analyzer
+
+
+def _cond_length(t3: Any, t3_cond: Any) -> int:
+    with torch.inference_mode():
+        return int(t3.prepare_conditioning(t3_cond).shape[1])
