@@ -20,6 +20,7 @@ run: setup
 # The Chatterbox tests need the CPU torch stack (scripts/install-chatterbox-cpu.sh says why it
 # is installed the way it is); the GPU image installs the `chatterbox` extra as declared.
 test: setup
+	bash scripts/install-browser.sh
 	bash scripts/install-chatterbox-cpu.sh $(VENV)
 	$(PY) -m pytest -q
 

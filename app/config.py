@@ -22,6 +22,43 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface uvicorn binds to.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port uvicorn listens on.")
     log_level: str = Field("info", description="Python log level for the app and uvicorn.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line on stderr (with request_id); text."
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: how long utterances in flight may run before sockets close "
+        "with 1001.",
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated CORS origins (* allows any); empty = no CORS headers."
+    )
+
+    # --- security ---
+    api_keys: str = Field(
+        "",
+        description="Comma-separated API keys; empty = authentication off (the log warns).",
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key (for a private scrape network)."
+    )
+    twilio_auth_token: str | None = Field(
+        None, description="Twilio auth token: checks X-Twilio-Signature on POST /twilio/voice."
+    )
+    twilio_stream_url: str | None = Field(
+        None, description="wss:// URL of the media-stream bridge that /twilio/voice connects to."
+    )
+    twilio_voice_param: str = Field(
+        "voice_id",
+        description="Form field or query parameter of /twilio/voice that names the voice to warm.",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Public base URL (https://host) Twilio signs; unset = the request's own URL "
+        "(X-Forwarded-Proto/Host honoured).",
+    )
 
     # --- engine ---
     tts_engine: EngineName = Field(
@@ -37,6 +74,11 @@ class Settings(BaseSettings):
     )
     piper_workers: int = Field(
         2, ge=1, le=64, description="Piper inferences that may run at once (worker threads)."
+    )
+    piper_scheduling: Literal["deadline", "fifo"] = Field(
+        "deadline",
+        description="Order of queued Piper runs: deadline (the listener about to run out of "
+        "audio first) or fifo (first come, first served).",
     )
     synthetic_rtf: float = Field(
         0.05,
@@ -79,6 +121,42 @@ class Settings(BaseSettings):
     )
     ws_max_message_bytes: int = Field(
         1_048_576, ge=1024, description="Largest WebSocket message accepted (close 1009 above)."
+    )
+    max_session_text_length: int = Field(
+        200_000,
+        ge=1,
+        le=100_000_000,
+        description="Characters one WebSocket connection may send in all (text_too_long above).",
+    )
+    ws_messages_per_second: float = Field(
+        1000.0,
+        gt=0,
+        le=100_000,
+        description="Messages per second per connection (burst of twice that); more are "
+        "refused with rate_limited.",
+    )
+    session_idle_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="Close a socket (1000) after this long with no message and nothing "
+        "playing; 0 = never.",
+    )
+    max_sessions_per_key: int = Field(
+        0, ge=0, le=1_000_000, description="WebSocket sessions one API key may hold; 0 = no limit."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="WebSocket connections per replica; more are closed at once with 1013.",
+    )
+    ws_send_buffer_seconds: float = Field(
+        5.0,
+        ge=0.2,
+        le=600,
+        description="Audio a socket may have queued for a client; a client that does not "
+        "read for longer is closed (1008, slow_consumer).",
     )
 
     # --- voices ---
@@ -132,6 +210,15 @@ class Settings(BaseSettings):
     resampler_quality: Literal["LQ", "MQ", "HQ", "VHQ"] = Field(
         "HQ", description="python-soxr quality of the stream resampler (see README for delay)."
     )
+
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 def get_settings() -> Settings:

@@ -8,16 +8,24 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.api.elevenlabs import router as elevenlabs_router
 from app.api.errors import install_error_handlers
 from app.api.http import router as http_router
+from app.api.http_stream import router as http_stream_router
+from app.api.middleware import RequestIdMiddleware
+from app.api.openai_compat import router as openai_router
+from app.api.playground import router as playground_router
+from app.api.twilio import router as twilio_router
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
 from app.config import Settings, get_settings
 from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
 from app.sessions.capacity import Capacity
+from app.sessions.limits import ConnectionRegistry
 from app.voices.manager import VoiceManager
 from app.voices.stores import build_store
 
@@ -44,8 +52,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             choice=choice,
             voices=voices,
             capacity=Capacity(settings.max_concurrent_streams),
+            connections=ConnectionRegistry(
+                settings.max_connections, settings.max_sessions_per_key
+            ),
         )
         app.state.runtime = runtime
+        voices.observer = runtime.metrics
+        if not settings.api_key_list:
+            log.warning(
+                "AUTHENTICATION IS OFF: API_KEYS is empty, so anyone who can reach this "
+                "port can synthesize. Set API_KEYS before exposing the service."
+            )
         await engine.load()
         runtime.ready = True
         log.info(
@@ -59,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             runtime.ready = False
+            for task in list(runtime.background):
+                task.cancel()
             await voices.aclose()
             await http_client.aclose()
             await engine.aclose()
@@ -69,10 +88,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Real-time text-to-speech for phone-call voice agents.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(http_router)
+    app.include_router(twilio_router)
     app.include_router(voices_router)
     app.include_router(ws_router)
+    app.include_router(http_stream_router)
+    app.include_router(openai_router)
+    app.include_router(elevenlabs_router)
+    app.include_router(playground_router)
     return app
 
 

@@ -6,6 +6,7 @@ HTTP or WebSockets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from app import __version__
 from app.config import Settings
 from app.engines.base import Engine, SynthesisParams, VoiceHandle
 from app.engines.registry import EngineChoice
+from app.observability.metrics import Metrics
 from app.presets import PRESETS, get_preset
 from app.sessions.capacity import Capacity
+from app.sessions.limits import WS_GOING_AWAY, ConnectionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,51 @@ class Runtime:
     choice: EngineChoice
     voices: VoiceResolver
     capacity: Capacity
+    metrics: Metrics = field(default_factory=Metrics)
+    connections: ConnectionRegistry = field(
+        default_factory=lambda: ConnectionRegistry(1_000_000, 0)
+    )
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.metrics.bind(
+            slots_in_use=lambda: self.capacity.in_use,
+            slots_max=lambda: self.capacity.max_slots,
+            queue_depth=lambda: self.connections.queue_depth(),
+            draining=lambda: 1.0 if self.draining else 0.0,
+        )
+
+    @property
+    def draining(self) -> bool:
+        return self.capacity.draining
+
+    def observe(self, preset: str, first_frame_ms: float | None, total_ms: float) -> None:
+        self.metrics.observe_utterance(self.engine.name, preset, first_frame_ms, total_ms)
+
+    async def drain(self, grace_s: float) -> None:
+        """Shutdown: refuse new work, let utterances in flight finish (up to ``grace_s``),
+        then close every socket with 1001."""
+        self.capacity.draining = True
+        log.info("draining: %d sockets, %d slots in use, grace %.1fs",
+                 len(self.connections.live), self.capacity.in_use, grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while loop.time() < deadline:
+            if not (self.connections.any_busy() or self.capacity.oneshots > 0):
+                break
+            await asyncio.sleep(0.05)  # polled: sessions have no shared "idle" event
+        busy = sum(1 for c in self.connections.live if c.busy)
+        if busy:
+            log.warning("grace period over: closing %d sockets mid-utterance", busy)
+        for conn in list(self.connections.live):
+            if conn.outbox is not None:
+                conn.outbox.request_close(WS_GOING_AWAY, "server shutting down")
+        while loop.time() < deadline + 2.0:
+            if not self.connections.live:
+                break
+            await asyncio.sleep(0.02)
 
     def params(self, preset: str | None, **extra: Any) -> SynthesisParams:
         return SynthesisParams(preset=get_preset(preset), **extra)
@@ -66,6 +112,9 @@ class Runtime:
             "cached_voices": voice_stats.get("cached_voices", 0),
             "cache": voice_stats,
             "capacity": self.capacity.to_dict(),
+            "connections": len(self.connections.live),
+            "tasks": len(asyncio.all_tasks()),
+            "draining": self.draining,
             "version": __version__,
             "presets": list(PRESETS),
             "uptime_s": round(time.time() - self.started_at, 1),

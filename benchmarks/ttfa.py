@@ -414,6 +414,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=20, help="/ws/synthesize breakdown requests")
     ap.add_argument("--piper-workers", type=int, help="PIPER_WORKERS for the server")
     ap.add_argument("--piper-threads", type=int, help="PIPER_THREADS for the server")
+    ap.add_argument("--piper-scheduling", choices=["deadline", "fifo"],
+                    help="PIPER_SCHEDULING for the server (fifo: the baseline)")
     ap.add_argument("--only", nargs="+", choices=list(TARGETS))
     ap.add_argument("--api-key", default=None, help="sent as a bearer token, if auth is on")
     ap.add_argument("--seed", type=int, default=1)
@@ -432,6 +434,8 @@ def main() -> None:
         piper_env["PIPER_WORKERS"] = str(args.piper_workers)
     if args.piper_threads:
         piper_env["PIPER_THREADS"] = str(args.piper_threads)
+    if args.piper_scheduling:
+        piper_env["PIPER_SCHEDULING"] = args.piper_scheduling
     synthetic_env = {"TTS_ENGINE": "synthetic", "SYNTHETIC_RTF": "0",
                      "SYNTHETIC_FIRST_CHUNK_MS": "0"}
     results: dict[str, Any] = {

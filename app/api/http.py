@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from app.api.auth import RequireApiKey, check_key, presented_key
+from app.observability.metrics import CONTENT_TYPE
 from app.protocol.requests import SynthesizeRequest
 from app.runtime import RuntimeDep
 from app.sessions.oneshot import synthesize_batch
@@ -23,16 +25,27 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """503 until the engine is loaded and warmed, and while the replica is full."""
+    """503 until the engine is loaded and warmed, while the replica is full or draining."""
     if not runtime.ready:
         return JSONResponse({"ready": False, "reason": "warming up"}, status_code=503)
+    if runtime.draining:
+        return JSONResponse({"ready": False, "reason": "shutting down"}, status_code=503,
+                            headers={"Retry-After": "5"})
     if runtime.capacity.full:
         return JSONResponse({"ready": False, "reason": "full"}, status_code=503,
                             headers={"Retry-After": "1"})
     return JSONResponse({"ready": True})
 
 
-@router.post("/synthesize")
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus metrics; needs the API key unless ``METRICS_PUBLIC`` is set."""
+    if not runtime.settings.metrics_public:
+        check_key(runtime.settings.api_key_list, presented_key(request))
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.post("/synthesize", dependencies=[RequireApiKey])
 async def synthesize(
     req: SynthesizeRequest, runtime: RuntimeDep
 ) -> dict[str, Any]:

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
+from app.api.auth import RequireApiKey
 from app.errors import InvalidRequest
 from app.runtime import RuntimeDep
 from app.sessions.oneshot import warmup as run_warmup
 from app.voices.validation import validate_voice_id
 
-router = APIRouter()
+router = APIRouter(dependencies=[RequireApiKey])
 
 MAX_PRELOAD = 100
 

@@ -99,6 +99,9 @@ class SynthesisParams:
     language: str = "en"
     seed: int | None = None
     speed: float = 1.0
+    # Audio the listener already has queued when this utterance starts (a later clause of
+    # a reply): engines shared by many calls may schedule it behind more urgent work.
+    lead_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,6 +127,13 @@ class Engine(Protocol):
         """Release the model and its threads."""
 
 
+def _submit(executor: Executor, fn: Callable[[], Any], when: float | None) -> asyncio.Future[Any]:
+    submit_at = getattr(executor, "submit_at", None)
+    if when is not None and submit_at is not None:
+        return asyncio.wrap_future(submit_at(when, fn))
+    return asyncio.get_running_loop().run_in_executor(executor, fn)
+
+
 class _Done:
     pass
 
@@ -132,7 +142,9 @@ _DONE = _Done()
 
 
 async def iterate_blocking(
-    factory: Callable[[threading.Event], Iterator[T]], executor: Executor
+    factory: Callable[[threading.Event], Iterator[T]],
+    executor: Executor,
+    deadline: Callable[[], float] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Drive a blocking generator on ``executor`` and yield its items on the event loop.
 
@@ -140,10 +152,11 @@ async def iterate_blocking(
     on the executor, never on the loop. When the consumer stops early (break, cancel,
     ``aclose``), ``stop`` is set before the generator is closed, so a generator that checks
     it between steps ends within one step, and the close itself also runs off the loop.
+    With ``deadline`` and an executor that has ``submit_at`` (``DeadlineExecutor``), each
+    step is queued with the deadline the callable gives at that moment.
     starlette's ``iterate_in_threadpool`` does the first half of this but never closes
     the sync generator, which would leave a model running after a barge-in.
     """
-    loop = asyncio.get_running_loop()
     stop = threading.Event()
     holder: list[Iterator[T]] = []
 
@@ -164,7 +177,7 @@ async def iterate_blocking(
     finished = False
     try:
         while True:
-            fut = loop.run_in_executor(executor, _next)
+            fut = _submit(executor, _next, deadline() if deadline is not None else None)
             try:
                 item = await asyncio.shield(fut)
             except asyncio.CancelledError:
@@ -180,4 +193,5 @@ async def iterate_blocking(
     finally:
         if not finished:
             stop.set()
-            await loop.run_in_executor(executor, _close)
+            # Closing frees the stream's resources: ahead of every queued step.
+            await _submit(executor, _close, float("-inf"))

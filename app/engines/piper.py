@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from app.engines.base import (
     VoiceHandle,
     iterate_blocking,
 )
+from app.engines.scheduling import DeadlineExecutor
 from app.errors import EngineUnavailable
 from app.text import split_clauses
 
@@ -92,9 +93,8 @@ class PiperEngine:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._voice: Any = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.piper_workers, thread_name_prefix="piper"
-        )
+        self._executor = DeadlineExecutor(settings.piper_workers, name="piper")
+        self._edf = settings.piper_scheduling == "deadline"
         self._lock = threading.Lock()
         self.active_generations = 0
         self.sample_rate = 22_050
@@ -133,7 +133,7 @@ class PiperEngine:
 
         if not installed():
             raise EngineUnavailable("piper is not installed: pip install '.[piper]'")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._load_blocking)
+        await asyncio.wrap_future(self._executor.submit_at(0.0, self._load_blocking))
         log.info("piper voice loaded: %s Hz", self.sample_rate)
 
     async def prepare_voice(self, clip: VoiceClip | None) -> VoiceHandle:
@@ -162,11 +162,18 @@ class PiperEngine:
     ) -> AsyncGenerator[AudioChunk, None]:
         with self._lock:
             self.active_generations += 1
+        # Earliest deadline first: the next piece is due when the listener would run out
+        # of the audio produced so far (see app.engines.scheduling).
+        produced = [time.monotonic() + params.lead_s]
         try:
-            gen = iterate_blocking(lambda stop: self._generate(text, params.speed, stop),
-                                   self._executor)
+            gen = iterate_blocking(
+                lambda stop: self._generate(text, params.speed, stop),
+                self._executor,
+                deadline=(lambda: produced[0]) if self._edf else time.monotonic,
+            )
             try:
                 async for chunk in gen:
+                    produced[0] += len(chunk.samples) / self.sample_rate
                     yield chunk
             finally:
                 await gen.aclose()

@@ -62,6 +62,7 @@ async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchRes
     stats = UtteranceStats()
     with runtime.capacity.acquire():
         frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats)]
+    runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
     if not framed:
         blob = b"".join(frames)
         duration = len(blob) / bytes_per_sample / rate
@@ -100,4 +101,5 @@ async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
     with runtime.capacity.acquire():
         async for _ in synthesize_frames(engine, voice, WARMUP_TEXT, params, pipeline, stats):
             pass
+    runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
     return stats.elapsed_ms()

@@ -35,6 +35,13 @@ class RequestSession:
         self._current: asyncio.Task[None] | None = None
         self._current_text = ""
         self._sent_before = (0, 0.0)  # outbox counters when the current request started
+        self._session_text = 0  # characters received on this connection
+
+    @property
+    def busy(self) -> bool:
+        """A request is running or queued."""
+        running = self._current is not None and not self._current.done()
+        return running or not self._requests.empty()
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="ws-synthesize-worker")
@@ -43,6 +50,21 @@ class RequestSession:
         if not data.get("text") or not data.get("voice_id"):
             await self.outbox.control(ser.error("Missing text or voice_id", "invalid_request"))
             return
+        if self.runtime.draining:
+            await self.outbox.control(
+                ser.error("Server shutting down: try another replica", "shutting_down")
+            )
+            return
+        text = data.get("text")
+        if isinstance(text, str):
+            limit = self.runtime.settings.max_session_text_length
+            if self._session_text + len(text) > limit:
+                await self.outbox.control(ser.error(
+                    f"Session text is too long (limit {limit} characters per connection)",
+                    "text_too_long",
+                ))
+                return
+            self._session_text += len(text)
         try:
             self._requests.put_nowait(data)
         except asyncio.QueueFull:
@@ -130,6 +152,7 @@ class RequestSession:
                         seconds = fmt.frame_ms / 1000.0
                     await self.outbox.audio(message, generation, seconds)
                     index += 1
+        runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
         await self.outbox.control(
             ser.seed_final(
                 index=index,

@@ -14,12 +14,12 @@ import contextlib
 import time
 from collections import deque
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.audio import AudioPipeline, get_output_format
 from app.engines.base import SynthesisParams, VoiceHandle
-from app.errors import InvalidRequest, TTSError
+from app.errors import Busy, InvalidRequest, TTSError
 from app.protocol import serializers as ser
 from app.protocol.requests import InitMessage, TextMessage, parse
 from app.runtime import Runtime
@@ -68,6 +68,11 @@ class StreamSession:
         self._reply_started: float | None = None
         self._reply_frames = 0
         self._reply_text = 0  # characters received in this reply
+        self._session_text = 0  # characters received on this connection
+        # The reply's playback timeline, to tell engines how much audio the caller has
+        # queued when a later clause starts (``SynthesisParams.lead_s``).
+        self._playback_start: float | None = None
+        self._reply_audio_s = 0.0
         # What the caller has received of this reply (updated as messages are written).
         self._heard: list[str] = []
         # Clauses whose sentence_complete is not written yet, in order; the first is the
@@ -87,6 +92,9 @@ class StreamSession:
                 code="invalid_state",
             )
         msg: InitMessage = parse(InitMessage, data)
+        if self.runtime.draining:
+            raise Busy("Server shutting down: start the call on another replica",
+                       code="shutting_down")
         params = self.runtime.params(msg.preset)
         voice_id = validate_voice_id(msg.voice_id)
         if msg.stream_sid is not None and msg.output_format != "mulaw":
@@ -96,7 +104,7 @@ class StreamSession:
         fmt = get_output_format(msg.output_format)
         voice = await self.runtime.voices.get(voice_id)
         if self._slot is None:
-            self._slot = self.runtime.capacity.acquire()
+            self._slot = self.runtime.capacity.acquire(oneshot=False)
         self._config = _Config(voice, params, ser.FrameSerializer(fmt, msg.stream_sid))
         if self._producer is None:
             self._producer = asyncio.create_task(self._produce(), name="stream-producer")
@@ -110,13 +118,24 @@ class StreamSession:
             await self.outbox.control(ser.error("Session not initialized", "not_initialized"))
             return
         msg: TextMessage = parse(TextMessage, data)
-        limit = self.runtime.settings.max_text_length
+        if self.runtime.draining and not self._busy():
+            raise Busy("Server shutting down: no new reply on this replica",
+                       code="shutting_down")
+        settings = self.runtime.settings
+        limit = settings.max_text_length
         if self._reply_text + len(msg.content) > limit:
             raise InvalidRequest(
                 f"Reply text is too long (limit {limit} characters per reply)",
                 code="text_too_long",
             )
+        session_limit = settings.max_session_text_length
+        if self._session_text + len(msg.content) > session_limit:
+            raise InvalidRequest(
+                f"Session text is too long (limit {session_limit} characters per connection)",
+                code="text_too_long",
+            )
         self._reply_text += len(msg.content)
+        self._session_text += len(msg.content)
         if self._reply_started is None:
             self._reply_started = time.perf_counter()
         self._enqueue(self._segmenter.push(msg.content))
@@ -162,11 +181,18 @@ class StreamSession:
     def _busy(self) -> bool:
         return self._pending > 0 or bool(self._segmenter.buffered)
 
+    @property
+    def busy(self) -> bool:
+        """A reply is in progress (text buffered, clauses queued or being spoken)."""
+        return self._busy()
+
     def _reset_reply(self) -> None:
         self._pending = 0
         self._reply_started = None
         self._reply_frames = 0
         self._reply_text = 0
+        self._playback_start = None
+        self._reply_audio_s = 0.0
         self._heard = []
         self._unheard.clear()
         self._current_seconds = 0.0
@@ -237,13 +263,17 @@ class StreamSession:
             )
             stats = UtteranceStats(started=clause.ready_at)
             frame_s = serializer.fmt.frame_ms / 1000.0
+            params = replace(config.params, lead_s=self._queued_audio_s())
             frames = synthesize_frames(
-                engine, config.voice, clause.text.strip(), config.params, pipeline, stats
+                engine, config.voice, clause.text.strip(), params, pipeline, stats
             )
             async with aclosing(frames):
                 async for frame in frames:
                     message = serializer.stream_frame(frame, self._chunk_index)
                     await self.outbox.audio(message, generation, frame_s)
+                    if self._playback_start is None:
+                        self._playback_start = time.perf_counter()
+                    self._reply_audio_s += frame_s
                     self._chunk_index += 1
                     self._reply_frames += 1
                     frames_in_clause += 1
@@ -252,6 +282,13 @@ class StreamSession:
         mark = serializer.mark(f"clause-{clause.index}")
         if mark is not None:
             await self.outbox.control(mark, generation)
+
+    def _queued_audio_s(self) -> float:
+        """Audio of this reply the caller has not played yet (0 before the first frame)."""
+        if self._playback_start is None:
+            return 0.0
+        played = time.perf_counter() - self._playback_start
+        return max(0.0, self._reply_audio_s - played)
 
     async def aclose(self) -> None:
         self._cancel_idle_flush()

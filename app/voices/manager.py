@@ -115,6 +115,13 @@ class VoiceManager:
         self._default_handle: VoiceHandle | None = None
         self._prepares = 0
         self._prepare_ms = 0.0
+        # Optional metrics sink (``app.observability.metrics.Metrics``): cache lookups by
+        # level and store fetch latency.
+        self.observer: Any = None
+
+    def _lookup(self, level: str, hit: bool) -> None:
+        if self.observer is not None:
+            self.observer.cache_lookup(level, hit)
 
     @property
     def store(self) -> VoiceStore | None:
@@ -139,6 +146,7 @@ class VoiceManager:
                 return self._default_handle
             return await self._flight.run(vid, self._load_default)
         handle = self._conditioning.get(vid)
+        self._lookup("prepared", handle is not None)
         if handle is not None:
             return handle
         return await self._flight.run(vid, lambda: self._load(vid))
@@ -165,10 +173,13 @@ class VoiceManager:
 
     async def _clip(self, vid: str, generation: int) -> VoiceClip:
         clip = self._clips.get(vid)
+        self._lookup("clip", clip is not None)
         if clip is not None:
             return clip
         self._raise_if_missing(vid)
         clip = await self._clip_from_disk(vid)
+        if self._disk is not None:
+            self._lookup("disk", clip is not None)
         if clip is None:
             data = await self._fetch(vid)
             clip = await self._decode(vid, data)  # VoiceInvalid: nothing is cached
@@ -203,9 +214,12 @@ class VoiceManager:
             self._mark_missing(vid)
             raise not_found(vid)
         started = time.perf_counter()
+        result = "error"
         try:
             data = await self._store.fetch(vid)
+            result = "ok"
         except VoiceNotFound:
+            result = "not_found"
             self._store_stats.not_found += 1
             self._mark_missing(vid)
             raise
@@ -219,7 +233,10 @@ class VoiceManager:
                 f"Voice storage unavailable for {vid}: internal error"
             ) from exc
         finally:
-            self._store_stats.record((time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            self._store_stats.record(elapsed * 1000)
+            if self.observer is not None:
+                self.observer.store_fetch(elapsed, result)
         self._store_stats.ok += 1
         return data
 

@@ -50,6 +50,11 @@ def headers() -> dict[str, str]:
         if not sep or not name.strip():
             raise SystemExit("WARMUP_AUTH_HEADER must look like 'Name: value'")
         out[name.strip()] = value.strip()
+    else:
+        # The service's own API_KEYS (same environment): use the first key.
+        keys = [k.strip() for k in os.environ.get("API_KEYS", "").split(",") if k.strip()]
+        if keys:
+            out["X-API-Key"] = keys[0]
     return out
 
 

@@ -1,0 +1,68 @@
+"""OpenAI's speech API shapes (``POST /v1/audio/speech``): the request and the error body.
+
+So that OpenAI-compatible TTS clients (the ``openai`` SDK, pipecat's and LiveKit's OpenAI
+TTS) work with only a base URL change: ``voice`` names one of our voice ids, and OpenAI's
+built-in voice names map to ``default``; ``model`` is accepted and reported back; ``pcm``
+is 24 kHz 16-bit little-endian mono, like OpenAI's. Errors use OpenAI's envelope
+``{"error": {"message", "type", "param", "code"}}`` with our machine-readable codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, StrictStr
+
+from app.errors import InvalidRequest
+from app.protocol.requests import _Strict
+
+OPENAI_VOICES = frozenset(
+    "alloy ash ballad coral echo fable onyx nova sage shimmer verse marin cedar".split()
+)
+OPENAI_RATE = 24_000  # every OpenAI speech format is 24 kHz mono
+
+
+class OpenAISpeechRequest(_Strict):
+    model: StrictStr = Field("tts-1", description="Accepted and reported (X-Model header).")
+    input: StrictStr = Field(description="Text to speak.")
+    voice: StrictStr | dict[str, Any] = Field(
+        "alloy", description="A voice id, or an OpenAI voice name (= `default`), or {id}."
+    )
+    response_format: StrictStr = Field("mp3", description="wav, pcm, and mp3/opus/flac here.")
+    speed: float = Field(1.0, ge=0.25, le=4.0, allow_inf_nan=False)
+    instructions: StrictStr | None = Field(None, description="Accepted and ignored.")
+    stream_format: StrictStr = Field("audio", description="Only `audio` (raw bytes).")
+    preset: StrictStr = Field("balanced", description="Extension: one of our presets.")
+
+    def voice_id(self) -> str:
+        voice: Any = self.voice
+        if isinstance(voice, dict):
+            voice = voice.get("id")
+        if not isinstance(voice, str):
+            raise InvalidRequest("voice: expected a string or an object with a string id")
+        return "default" if voice in OPENAI_VOICES else voice
+
+
+def openai_error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def openai_error(message: str, code: str, status: int, param: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": openai_error_type(status),
+            "param": param,
+            "code": code,
+        }
+    }

@@ -1,0 +1,62 @@
+"""Character timings for a clause from its audio duration (ElevenLabs-style ``alignment``).
+
+None of our engines reports per-character timings (Piper runs a sentence in one ONNX call,
+Chatterbox emits speech tokens with no text alignment), so the timings are an estimate:
+the clause's audio is shared among its characters by weight (letters and digits count
+most, whitespace and punctuation less). It is exact at clause boundaries: the first
+character starts where the clause's audio starts and the last ends where it ends, so the
+error never carries from one clause to the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_LETTER = 1.0
+_SPACE = 0.6
+_OTHER = 0.4
+
+
+def _weight(ch: str) -> float:
+    if ch.isalnum():
+        return _LETTER
+    if ch.isspace():
+        return _SPACE
+    return _OTHER
+
+
+@dataclass(frozen=True)
+class CharTimings:
+    chars: list[str]
+    start_ms: list[int]
+    duration_ms: list[int]
+
+    def to_dict(self) -> dict[str, list[str] | list[int]]:
+        return {
+            "chars": self.chars,
+            "charStartTimesMs": self.start_ms,
+            "charDurationsMs": self.duration_ms,
+        }
+
+
+def estimate_char_timings(text: str, duration_ms: float) -> CharTimings:
+    """Timings of each character of ``text`` spoken over ``duration_ms`` (integers, in ms).
+
+    Starts are 0 at the first character; every character ends where the next starts and the
+    last ends at ``round(duration_ms)``.
+    """
+    chars = list(text)
+    if not chars:
+        return CharTimings([], [], [])
+    total = max(0, round(duration_ms))
+    weights = [_weight(c) for c in chars]
+    scale = total / sum(weights)
+    edges = [0]
+    acc = 0.0
+    for w in weights:
+        acc += w
+        edges.append(min(total, round(acc * scale)))
+    edges[-1] = total
+    starts = edges[:-1]
+    durations = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return CharTimings(chars, starts, durations)
