@@ -23,6 +23,7 @@ from app.config import Settings  # noqa: E402
 _BUILD_LOCK = threading.Lock()
 TURBO_EOS_AFTER = 48
 STANDARD_EOS_AFTER = 30
+MULTILINGUAL_EOS_AFTER = 30
 
 
 def _require_stack() -> None:
@@ -43,8 +44,8 @@ def _tiny_dir(base: Path, family: str) -> Path:
             if family == "turbo":
                 build_tiny_checkpoint(family, out, eos_after=TURBO_EOS_AFTER)
             else:  # a 3 s prompt keeps the CFG flow cheap on CPU
-                build_tiny_checkpoint(family, out, eos_after=STANDARD_EOS_AFTER,
-                                      clip_seconds=3.0)
+                eos = MULTILINGUAL_EOS_AFTER if family == "multilingual" else STANDARD_EOS_AFTER
+                build_tiny_checkpoint(family, out, eos_after=eos, clip_seconds=3.0)
             done.touch()
     return out
 
@@ -59,6 +60,12 @@ def tiny_turbo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_standard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _require_stack()
     return _tiny_dir(tmp_path_factory.getbasetemp(), "standard")
+
+
+@pytest.fixture(scope="session")
+def tiny_multilingual_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _require_stack()
+    return _tiny_dir(tmp_path_factory.getbasetemp(), "multilingual")
 
 
 def make_engine(family: str, ckpt: Path, **overrides: object):
@@ -83,5 +90,12 @@ def turbo_engine(tiny_turbo_dir: Path) -> Iterator[object]:
 @pytest.fixture(scope="module")
 def standard_engine(tiny_standard_dir: Path) -> Iterator[object]:
     engine = make_engine("standard", tiny_standard_dir)
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+@pytest.fixture(scope="module")
+def multilingual_engine(tiny_multilingual_dir: Path) -> Iterator[object]:
+    engine = make_engine("multilingual", tiny_multilingual_dir)
     yield engine
     asyncio.run(engine.aclose())

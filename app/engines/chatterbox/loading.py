@@ -6,12 +6,22 @@ carry ``t3_backbone_config.json`` (``{"name": ..., "config": {...}}``) to give i
 backbone a configuration other than the library's built-in one (the tiny test
 checkpoints use it); the library looks configurations up in a module-level dict, so the
 override is applied only while the model is built, under a lock.
+
+The multilingual tokenizer's constructor reaches the network twice in 0.1.7: it asks the
+Hub for ``Cangjie5_TC.json`` (with ``cache_dir`` set to the checkpoint directory, so even
+the file ``from_pretrained`` just downloaded there is not found; offline that is about 23 s
+of retries) and ``spacy_pkuseg`` downloads its segmenter model, whose ``ConnectionError``
+is not caught, so offline the whole load fails. While a multilingual model is built, the
+converter reads ``Cangjie5_TC.json`` from the checkpoint directory when it is there, and a
+segmenter that cannot be set up only disables Chinese word segmentation, as the library
+already does when ``spacy_pkuseg`` is not installed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +30,11 @@ from typing import Any
 BACKBONE_CONFIG_FILE = "t3_backbone_config.json"
 FAMILIES = ("turbo", "standard", "multilingual")
 
+CANGJIE_FILE = "Cangjie5_TC.json"
+
 _CONFIG_LOCK = threading.Lock()
+_TOKENIZER_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def resolve_device(setting: str) -> str:
@@ -49,6 +63,39 @@ def backbone_config(name: str, config: dict[str, Any]) -> Iterator[None]:
                 LLAMA_CONFIGS[name] = saved
 
 
+@contextlib.contextmanager
+def offline_safe_cangjie() -> Iterator[None]:
+    """While the block runs, the multilingual tokenizer builds an offline-safe converter."""
+    from chatterbox.models.tokenizers import tokenizer as mtl
+
+    base = mtl.ChineseCangjieConverter
+
+    class LocalCangjieConverter(base):  # type: ignore[misc, valid-type]
+        def _load_cangjie_mapping(self, model_dir: Any = None) -> None:
+            local = Path(model_dir) / CANGJIE_FILE if model_dir is not None else None
+            if local is None or not local.is_file():
+                super()._load_cangjie_mapping(model_dir)
+                return
+            for entry in json.loads(local.read_text(encoding="utf-8")):
+                word, code = entry.split("\t")[:2]
+                self.word2cj[word] = code
+                self.cj2word.setdefault(code, []).append(word)
+
+        def _init_segmenter(self) -> None:
+            try:
+                super()._init_segmenter()
+            except Exception as exc:  # spacy_pkuseg downloads its model on first use
+                log.warning("Chinese word segmentation disabled: pkuseg failed (%s)", exc)
+                self.segmenter = None
+
+    with _TOKENIZER_LOCK:
+        mtl.ChineseCangjieConverter = LocalCangjieConverter
+        try:
+            yield
+        finally:
+            mtl.ChineseCangjieConverter = base
+
+
 def _model_class(family: str) -> Any:
     if family == "turbo":
         from chatterbox.tts_turbo import ChatterboxTurboTTS
@@ -68,6 +115,13 @@ def _model_class(family: str) -> Any:
 def load_model(family: str, ckpt_dir: str | Path | None, device: str) -> Any:
     """The library's model object for ``family`` with its modules in eval mode on ``device``."""
     cls = _model_class(family)
+    if family == "multilingual":
+        with offline_safe_cangjie():
+            return _load(cls, ckpt_dir, device)
+    return _load(cls, ckpt_dir, device)
+
+
+def _load(cls: Any, ckpt_dir: str | Path | None, device: str) -> Any:
     if ckpt_dir is None:
         return cls.from_pretrained(device=device)
     ckpt = Path(ckpt_dir)

@@ -12,6 +12,16 @@ comes after about ``eos_after`` tokens. A second direction, present at every pos
 keeps the invalid speech tokens (start token, padding ids) from ever being sampled.
 Turbo's GPT-2 has absolute positions over the whole sequence (conditioning and text
 included), so its EOS position also moves with the text and prompt length.
+
+The multilingual checkpoint has the files ``ChatterboxMultilingualTTS.from_local`` reads
+(``ve.pt``, ``t3_mtl23ls_v2.safetensors``, ``s3gen.pt``, the grapheme tokenizer
+``grapheme_mtl_merged_expanded_v1.json``, ``conds.pt``) plus a few-entry
+``Cangjie5_TC.json``. Its T3 is the standard Llama T3 with the multilingual text vocabulary
+(2454); its character-level tokenizer covers lowercase Latin letters, the combining marks
+that NFKD leaves after accented letters, the Greek, Cyrillic, Hebrew, Arabic, Devanagari,
+kana and Hangul jamo blocks, the Cangjie code tokens and the ``[xx]`` language tags of all
+23 languages. Two layers are far fewer than the alignment analyzer's heads need (layers 9,
+12 and 13), so the engine runs it without that analyzer.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from app.engines.chatterbox.engine import MULTILINGUAL_LANGUAGES
 
 TINY_LLAMA = {
     "vocab_size": 8,
@@ -62,6 +74,26 @@ TINY_GPT2 = {
     "n_positions": 2048,
     "vocab_size": 50276,
 }
+
+MTL_TEXT_VOCAB = 2454  # T3Config.multilingual().text_tokens_dict_size
+MTL_FILES = {  # what ChatterboxMultilingualTTS.from_local reads
+    "ve": "ve.pt",
+    "t3": "t3_mtl23ls_v2.safetensors",
+    "s3gen": "s3gen.pt",
+    "tokenizer": "grapheme_mtl_merged_expanded_v1.json",
+}
+_MTL_SCRIPTS = (  # (first, last) code points, inclusive
+    (0x0300, 0x036F),  # combining marks: NFKD splits accented letters into base + mark
+    (0x03B1, 0x03C9),  # Greek lowercase
+    (0x0430, 0x044F),  # Cyrillic lowercase
+    (0x05D0, 0x05EA),  # Hebrew letters
+    (0x0621, 0x064A),  # Arabic letters
+    (0x0900, 0x097F),  # Devanagari
+    (0x1100, 0x11FF),  # Hangul jamo (Korean is decomposed before tokenizing)
+    (0x3041, 0x3096),  # Hiragana
+    (0x30A1, 0x30FA),  # Katakana
+)
+_CANGJIE = ["你\tonf", "好\tvnd", "我\thqi", "是\tamyo", "中\tl", "文\tyk"]
 
 _CORPUS = (
     "Hello, thanks for calling. How can I help you today? Your appointment is confirmed "
@@ -108,8 +140,31 @@ def _shape_t3(t3, eos_from: int, positions, seed: int) -> None:
             t3.speech_head.bias[6561:] = 0.0
 
 
+def _mtl_vocab() -> tuple[list[str], list[str]]:
+    """(special tokens, single characters) of the tiny multilingual grapheme tokenizer."""
+    specials = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]", "[START]"]
+    specials += [f"[{lang}]" for lang in MULTILINGUAL_LANGUAGES]
+    specials += [f"[cj_{c}]" for c in "abcdefghijklmnopqrstuvwxyz."]
+    chars = set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-;:()ßæøœıçğşþðłđ¿¡、，。？！")
+    for first, last in _MTL_SCRIPTS:
+        chars.update(chr(c) for c in range(first, last + 1))
+    return specials, sorted(chars)
+
+
 def _write_tokenizer(family: str, out: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
+
+    if family == "multilingual":
+        specials, chars = _mtl_vocab()
+        vocab = {s: i for i, s in enumerate(specials + chars)}
+        assert len(vocab) <= MTL_TEXT_VOCAB, len(vocab)
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+        tok.add_special_tokens(specials)  # matched whole, before the character split
+        tok.save(str(out / MTL_FILES["tokenizer"]))
+        (out / "Cangjie5_TC.json").write_text(json.dumps(_CANGJIE, ensure_ascii=False),
+                                               encoding="utf-8")
+        return
 
     if family == "turbo":
         from tokenizers import ByteLevelBPETokenizer
@@ -137,7 +192,8 @@ def build_tiny_checkpoint(
     family: str, out_dir: str | Path, *, eos_after: int = 48, seed: int = 0,
     clip_seconds: float = 5.5,
 ) -> Path:
-    """Write a loadable tiny checkpoint for ``family`` (``turbo`` or ``standard``) to ``out_dir``.
+    """Write a loadable tiny checkpoint for ``family`` (``turbo``, ``standard`` or
+    ``multilingual``) to ``out_dir``.
 
     Returns the directory. Takes a few seconds and about 1.2 GB of disk (S3Gen is full size).
     """
@@ -147,8 +203,8 @@ def build_tiny_checkpoint(
 
     from app.engines.chatterbox.loading import BACKBONE_CONFIG_FILE, load_model
 
-    if family not in ("turbo", "standard"):
-        raise ValueError("tiny checkpoints exist for turbo and standard")
+    if family not in ("turbo", "standard", "multilingual"):
+        raise ValueError("tiny checkpoints exist for turbo, standard and multilingual")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -160,6 +216,7 @@ def build_tiny_checkpoint(
     from app.engines.chatterbox.loading import backbone_config
 
     turbo = family == "turbo"
+    mtl = family == "multilingual"
     name = "GPT2_medium" if turbo else "Llama_520M"
     cfg = TINY_GPT2 if turbo else TINY_LLAMA
     (out / BACKBONE_CONFIG_FILE).write_text(json.dumps({"name": name, "config": cfg}))
@@ -167,9 +224,13 @@ def build_tiny_checkpoint(
     def state(module) -> dict:
         return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
 
-    save_file(state(VoiceEncoder()), str(out / "ve.safetensors"))
-    save_file(state(S3Gen(meanflow=turbo)),
-              str(out / ("s3gen_meanflow.safetensors" if turbo else "s3gen.safetensors")))
+    if mtl:  # the multilingual loader reads plain torch state dicts for these two
+        torch.save(state(VoiceEncoder()), out / MTL_FILES["ve"])
+        torch.save(state(S3Gen()), out / MTL_FILES["s3gen"])
+    else:
+        save_file(state(VoiceEncoder()), str(out / "ve.safetensors"))
+        save_file(state(S3Gen(meanflow=turbo)),
+                  str(out / ("s3gen_meanflow.safetensors" if turbo else "s3gen.safetensors")))
     with backbone_config(name, cfg):
         if turbo:
             hp = T3Config(text_tokens_dict_size=50276)
@@ -180,9 +241,13 @@ def build_tiny_checkpoint(
             hp.use_perceiver_resampler = False
             hp.emotion_adv = False
             t3 = T3(hp)
+        elif mtl:
+            t3 = T3(T3Config.multilingual())
         else:
             t3 = T3()
-    t3_file = out / ("t3_turbo_v1.safetensors" if turbo else "t3_cfg.safetensors")
+    t3_names = {"turbo": "t3_turbo_v1.safetensors", "standard": "t3_cfg.safetensors",
+                "multilingual": MTL_FILES["t3"]}
+    t3_file = out / t3_names[family]
     save_file(state(t3), str(t3_file))
     _write_tokenizer(family, out)
 
