@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -48,36 +49,37 @@ def _native_pcm16(samples: np.ndarray) -> bytes:
     return float_to_int16(samples).tobytes()
 
 
-class MulawEncoder:
-    """G.711 mu-law, one byte per sample (what Twilio media streams carry)."""
+class _G711Encoder:
+    """G.711: one byte per sample, each sample coded on its own by ``audioop``."""
+
+    encoding: str
+    bytes_per_sample = 1
+    silence_byte: int
+    _code: Callable[[bytes, int], bytes]
+
+    def push(self, samples: np.ndarray) -> bytes:
+        if len(samples) == 0:
+            return b""
+        return type(self)._code(_native_pcm16(samples), 2)
+
+    def flush(self) -> bytes:
+        return b""
+
+
+class MulawEncoder(_G711Encoder):
+    """G.711 mu-law (what Twilio media streams carry)."""
 
     encoding = "mulaw"
-    bytes_per_sample = 1
     silence_byte = 0xFF
-
-    def push(self, samples: np.ndarray) -> bytes:
-        if len(samples) == 0:
-            return b""
-        return audioop.lin2ulaw(_native_pcm16(samples), 2)
-
-    def flush(self) -> bytes:
-        return b""
+    _code = staticmethod(audioop.lin2ulaw)
 
 
-class AlawEncoder:
-    """G.711 A-law, one byte per sample."""
+class AlawEncoder(_G711Encoder):
+    """G.711 A-law."""
 
     encoding = "alaw"
-    bytes_per_sample = 1
     silence_byte = 0xD5
-
-    def push(self, samples: np.ndarray) -> bytes:
-        if len(samples) == 0:
-            return b""
-        return audioop.lin2alaw(_native_pcm16(samples), 2)
-
-    def flush(self) -> bytes:
-        return b""
+    _code = staticmethod(audioop.lin2alaw)
 
 
 class PCM16Encoder:
