@@ -69,3 +69,36 @@ class EngineUnavailable(TTSError):
     code = "engine_unavailable"
     status_code = 503
     retryable = True
+
+
+class Unauthorized(TTSError):
+    """No API key, or not one of ``API_KEYS``."""
+
+    code = "unauthorized"
+    status_code = 401
+
+
+class Forbidden(TTSError):
+    """A Twilio webhook whose ``X-Twilio-Signature`` does not match."""
+
+    code = "invalid_signature"
+    status_code = 403
+
+
+class NotConfigured(TTSError):
+    """A route whose feature is not configured on this replica (the Twilio webhook)."""
+
+    code = "not_configured"
+    status_code = 404
+
+
+class NotFound(TTSError):
+    code = "not_found"
+    status_code = 404
+
+
+class SlowConsumer(TTSError):
+    """A socket client that stopped reading past its send buffer."""
+
+    code = "slow_consumer"
+    status_code = 503

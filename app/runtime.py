@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from app import __version__
+from app.audio import AudioPipeline, OutputFormat
 from app.config import Settings
 from app.engines.base import Engine, SynthesisParams, VoiceHandle
 from app.engines.registry import EngineChoice
@@ -95,6 +96,22 @@ class Runtime:
             if not self.connections.live:
                 break
             await asyncio.sleep(0.02)
+
+    def pipeline(self, fmt: OutputFormat | None, *, framed: bool = True) -> AudioPipeline:
+        """The audio chain for one utterance of this engine, in ``fmt``.
+
+        ``None`` is PCM16 at the engine's own rate, unframed (WAV output). Every endpoint
+        builds its chain here, so the resampler quality setting and the engine's declared
+        overlap apply everywhere alike.
+        """
+        engine = self.engine
+        max_overlap = engine.capabilities.max_overlap_samples
+        quality = self.settings.resampler_quality
+        if fmt is None:
+            return AudioPipeline(engine.sample_rate, "pcm16", engine.sample_rate,
+                                 frame_ms=None, max_overlap=max_overlap, quality=quality)
+        return AudioPipeline.for_format(engine.sample_rate, fmt, max_overlap=max_overlap,
+                                        framed=framed, quality=quality)
 
     def params(self, preset: str | None, **extra: Any) -> SynthesisParams:
         return SynthesisParams(preset=get_preset(preset), **extra)

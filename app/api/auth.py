@@ -24,16 +24,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
-from app.errors import TTSError
+from app.errors import Unauthorized
 
 KEY_HEADERS = ("x-api-key", "xi-api-key")
 KEY_PARAMS = ("api_key", "xi_api_key")
 WS_POLICY_VIOLATION = 1008
-
-
-class Unauthorized(TTSError):
-    code = "unauthorized"
-    status_code = 401
 
 
 def key_id(key: str) -> str:

@@ -12,18 +12,13 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.errors import TTSError
+from app.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
                 ".svg": "image/svg+xml"}
 
 router = APIRouter(include_in_schema=False)
-
-
-class NotFound(TTSError):
-    code = "not_found"
-    status_code = 404
 
 
 def _static(name: str) -> FileResponse:

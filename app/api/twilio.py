@@ -21,7 +21,7 @@ from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
-from app.errors import InvalidVoiceId, TTSError
+from app.errors import Forbidden, InvalidVoiceId, NotConfigured, TTSError
 from app.runtime import Runtime, get_runtime
 from app.sessions.oneshot import warmup as run_warmup
 from app.voices.validation import validate_voice_id
@@ -30,16 +30,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class Forbidden(TTSError):
-    code = "invalid_signature"
-    status_code = 403
-
-
-class NotConfigured(TTSError):
-    code = "not_configured"
-    status_code = 404
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.audio import AudioPipeline, OutputFormat, get_output_format, wav_bytes
+from app.audio import OutputFormat, get_output_format, wav_bytes
 from app.engines.base import VoiceHandle
+from app.errors import InvalidRequest
 from app.protocol.requests import SynthesizeRequest, check_text
 from app.runtime import Runtime
 from app.sessions.utterance import UtteranceStats, synthesize_frames
@@ -29,13 +30,11 @@ class BatchResult:
     voice: VoiceHandle
 
 
-def batch_format(name: str, engine_rate: int) -> tuple[OutputFormat | None, bool]:
+def batch_format(name: str) -> tuple[OutputFormat | None, bool]:
     """(format, framed); ``None`` format means WAV at the engine rate."""
     if name == "wav":
         return None, False
     if name not in BATCH_FORMATS:
-        from app.errors import InvalidRequest
-
         raise InvalidRequest(
             f"Unknown output_format: {name:.32}. Valid formats: {', '.join(BATCH_FORMATS)}"
         )
@@ -48,17 +47,13 @@ async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchRes
     params = runtime.params(req.preset, speed=req.speed)
     voice_id = validate_voice_id(req.voice_id)
     engine = runtime.engine
-    fmt, framed = batch_format(req.output_format, engine.sample_rate)
+    fmt, framed = batch_format(req.output_format)
     voice = await runtime.voices.get(voice_id)
-    max_overlap = engine.capabilities.max_overlap_samples
+    pipeline = runtime.pipeline(fmt, framed=framed)
     if fmt is None:
-        pipeline = AudioPipeline(engine.sample_rate, "pcm16", engine.sample_rate,
-                                 frame_ms=None, max_overlap=max_overlap)
         rate, bytes_per_sample = engine.sample_rate, 2
     else:
-        pipeline = AudioPipeline.for_format(engine.sample_rate, fmt, max_overlap=max_overlap,
-                                            framed=framed)
-        rate, bytes_per_sample = fmt.sample_rate, (2 if fmt.encoding == "pcm16" else 1)
+        rate, bytes_per_sample = fmt.sample_rate, fmt.bytes_per_sample
     stats = UtteranceStats()
     with runtime.capacity.acquire():
         frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats)]
@@ -94,10 +89,7 @@ async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
     stats = UtteranceStats()
     voice = await runtime.voices.get(voice_id)
     engine = runtime.engine
-    pipeline = AudioPipeline.for_format(
-        engine.sample_rate, get_output_format("mulaw"),
-        max_overlap=engine.capabilities.max_overlap_samples,
-    )
+    pipeline = runtime.pipeline(get_output_format("mulaw"))
     with runtime.capacity.acquire():
         async for _ in synthesize_frames(engine, voice, WARMUP_TEXT, params, pipeline, stats):
             pass

@@ -21,16 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import TTSError
+from app.errors import SlowConsumer
 
 SendText = Callable[[str], Awaitable[None]]
 WS_POLICY_VIOLATION = 1008
 FRAME_S = 0.02
-
-
-class SlowConsumer(TTSError):
-    code = "slow_consumer"
-    status_code = 503
 
 
 @dataclass

@@ -13,7 +13,7 @@ import contextlib
 from contextlib import aclosing
 from typing import Any
 
-from app.audio import OUTPUT_FORMATS, AudioPipeline, get_output_format, wav_bytes
+from app.audio import OUTPUT_FORMATS, get_output_format, wav_bytes
 from app.errors import InvalidRequest, TTSError
 from app.protocol import serializers as ser
 from app.protocol.requests import SynthesizeRequest, check_text, parse
@@ -127,12 +127,7 @@ class RequestSession:
         fmt = get_output_format("mulaw" if wav else req.output_format)
         voice = await runtime.voices.get(voice_id)
         serializer = ser.FrameSerializer(fmt, req.stream_sid)
-        max_overlap = engine.capabilities.max_overlap_samples
-        if wav:
-            pipeline = AudioPipeline(engine.sample_rate, "pcm16", engine.sample_rate,
-                                     frame_ms=None, max_overlap=max_overlap)
-        else:
-            pipeline = AudioPipeline.for_format(engine.sample_rate, fmt, max_overlap=max_overlap)
+        pipeline = runtime.pipeline(None if wav else fmt)
         generation = self.outbox.generation
         self._current_text = text
         self._sent_before = (self.outbox.sent_audio, self.outbox.sent_seconds)

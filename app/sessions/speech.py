@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from app.audio import AudioPipeline, OutputFormat
+from app.audio import OutputFormat
 from app.engines.base import SynthesisParams, VoiceHandle
 from app.protocol.requests import check_text
 from app.runtime import Runtime
@@ -36,13 +36,7 @@ class SpeechJob:
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Encoded audio (no framing, no header) as each engine chunk passes the chain."""
         engine = self.runtime.engine
-        pipeline = AudioPipeline.for_format(
-            engine.sample_rate,
-            self.fmt,
-            max_overlap=engine.capabilities.max_overlap_samples,
-            framed=False,
-            quality=self.runtime.settings.resampler_quality,
-        )
+        pipeline = self.runtime.pipeline(self.fmt, framed=False)
         try:
             frames = synthesize_frames(
                 engine, self.voice, self.text, self.params, pipeline, self.stats

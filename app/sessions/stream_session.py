@@ -17,7 +17,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.audio import AudioPipeline, get_output_format
+from app.audio import get_output_format
 from app.engines.base import SynthesisParams, VoiceHandle
 from app.errors import Busy, InvalidRequest, TTSError
 from app.protocol import serializers as ser
@@ -256,11 +256,7 @@ class StreamSession:
         frames_in_clause = 0
         self._unheard.append(clause)
         if speakable(clause.text):
-            pipeline = AudioPipeline.for_format(
-                engine.sample_rate,
-                serializer.fmt,
-                max_overlap=engine.capabilities.max_overlap_samples,
-            )
+            pipeline = self.runtime.pipeline(serializer.fmt)
             stats = UtteranceStats(started=clause.ready_at)
             frame_s = serializer.fmt.frame_ms / 1000.0
             params = replace(config.params, lead_s=self._queued_audio_s())
