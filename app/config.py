@@ -179,14 +179,27 @@ class Settings(BaseSettings):
     max_cached_voices: int = Field(
         50, ge=1, le=100_000, description="LRU bound on prepared voices kept in memory."
     )
-    max_cached_voice_bytes: int | None = Field(
-        None,
+    max_cached_voice_bytes: int = Field(
+        1_000_000_000,
         ge=1,
-        description="Optional bound on the memory prepared voices hold (GPU engines report "
-        "their conditioning size); unset = count bound only.",
+        description="Bound on the memory prepared voices hold, in bytes (arrays and tensors "
+        "in each prepared voice are counted); least recently used go first.",
     )
     max_cached_clips: int = Field(
         200, ge=1, le=100_000, description="LRU bound on decoded clips kept in memory."
+    )
+    voice_cache_max_bytes: int = Field(
+        2_000_000_000,
+        ge=1,
+        description="Bound on the disk cache of clips (VOICE_CACHE_DIR), in bytes; least "
+        "recently used go first.",
+    )
+    voice_revalidate_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="A cached clip used after this many seconds is checked against the store "
+        "(conditional request) in the background; 0 = never.",
     )
     voice_max_bytes: int = Field(
         20_000_000, ge=1024, description="Largest reference clip download, in bytes."
