@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         description="On SIGTERM: how long utterances in flight may run before sockets close "
         "with 1001.",
     )
+    shutdown_deregister_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, before draining: how long /ready answers 503 while calls are "
+        "still accepted, so a load balancer stops routing here first; 0 in Kubernetes "
+        "(preStop does it).",
+    )
     cors_origins: str = Field(
         "", description="Comma-separated CORS origins (* allows any); empty = no CORS headers."
     )

@@ -206,7 +206,8 @@ def test_probes_grace_and_prestop_match_the_service(name: str) -> None:
     assert command[0] == "sleep"
     pre_stop_s = float(command[1])
     grace = pod["terminationGracePeriodSeconds"]
-    needed = pre_stop_s + settings.shutdown_grace_seconds + UVICORN_GRACEFUL_SHUTDOWN_S
+    needed = (pre_stop_s + settings.shutdown_deregister_seconds
+              + settings.shutdown_grace_seconds + UVICORN_GRACEFUL_SHUTDOWN_S)
     assert grace > needed, f"grace {grace}s must exceed {needed}s"
     # Readiness notices a full replica within a couple of seconds.
     readiness = tts["readinessProbe"]
