@@ -8,7 +8,9 @@ replica that took each call in an ``X-Replica`` response header. The tests show:
 - a full replica (every slot held by calls that bypass the balancer) gets no new call
   while the others have room; without the ``/ready`` check leastconn would pick it first;
 - a replica sent SIGTERM mid-run finishes the calls it has while new calls go to the
-  others, no call fails, and the process exits 0; started again, it takes calls again.
+  others, no call fails, and the process exits 0; started again, it takes calls again;
+- a clip replaced in the bucket (a loopback ``ClipServer``) reaches every replica through
+  revalidation (``VOICE_REVALIDATE_SECONDS=1`` here) while calls go on.
 
 The replicas use ``SHUTDOWN_DEREGISTER_SECONDS=2``: ``/ready`` turns 503 two seconds before
 the port closes, so HAProxy stops routing there first (Kubernetes uses preStop for this).
@@ -38,12 +40,14 @@ import websockets
 
 from app.config import Settings
 from tests.servers import free_port
+from tests.voice_servers import Clip, ClipServer, make_clip
 from tests.wsclient import WSClient
 
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SLOTS = 3
 DEREGISTER_S = 2.0
+REVALIDATE_S = 1.0
 REPLY = "Hello there, this is a reply from the agent. " * 3  # about 9 s of audio
 
 pytestmark = pytest.mark.skipif(
@@ -54,9 +58,11 @@ pytestmark = pytest.mark.skipif(
 class Replica:
     """One ``python -m app`` process running this checkout's code."""
 
-    def __init__(self, name: str, workdir: Path, deregister_s: float = DEREGISTER_S) -> None:
+    def __init__(self, name: str, workdir: Path, deregister_s: float = DEREGISTER_S,
+                 bucket_url: str = "") -> None:
         self.name = name
         self.deregister_s = deregister_s
+        self.bucket_url = bucket_url
         self.port = free_port()
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +76,10 @@ class Replica:
             TTS_ENGINE="synthetic", SYNTHETIC_RTF="0.2", MAX_CONCURRENT_STREAMS=str(SLOTS),
             SHUTDOWN_GRACE_SECONDS="20", SHUTDOWN_DEREGISTER_SECONDS=str(self.deregister_s),
             LOG_FORMAT="text", LOG_LEVEL="warning", VOICE_CACHE_DIR=str(self.workdir / "voices"),
+            VOICE_REVALIDATE_SECONDS=str(REVALIDATE_S),
         )
+        if self.bucket_url:
+            env["CLOUDFLARE_R2_PUBLIC_URL"] = self.bucket_url
         log = (self.workdir / "replica.log").open("ab")
         # cwd is the replica's own folder, so no .env of the checkout is read.
         self.proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=self.workdir, env=env,
@@ -89,9 +98,11 @@ class Replica:
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready: {self.log()}")
 
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=5).json())
+
     def in_use(self) -> int:
-        health = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=5).json()
-        return int(health["capacity"]["in_use"])
+        return int(self.health()["capacity"]["in_use"])
 
     def log(self) -> str:
         path = self.workdir / "replica.log"
@@ -178,13 +189,16 @@ listen stats
 class Cluster:
     replicas: dict[str, Replica]
     lb: HAProxy
+    bucket: ClipServer
     workdir: Path = field(default_factory=Path)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workdir = tmp_path_factory.mktemp("replicas")
-    replicas = {name: Replica(name, workdir) for name in ("r1", "r2", "r3")}
+    bucket = ClipServer().__enter__()
+    bucket.serve("alice", Clip(make_clip(6.0)))
+    replicas = {name: Replica(name, workdir, bucket_url=bucket.url) for name in ("r1", "r2", "r3")}
     lb: HAProxy | None = None
     try:
         for replica in replicas.values():
@@ -194,12 +208,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         lb = HAProxy(list(replicas.values()), workdir)
         for name in replicas:
             lb.wait_state(name, "UP")
-        yield Cluster(replicas, lb, workdir)
+        yield Cluster(replicas, lb, bucket, workdir)
     finally:
         if lb is not None:
             lb.stop()
         for replica in replicas.values():
             replica.stop()
+        bucket.__exit__(None, None, None)
 
 
 class HeldCall:
@@ -324,6 +339,29 @@ async def test_sigterm_drains_one_replica_while_others_take_new_calls(cluster: C
     finally:
         for call in calls:
             await call.close()
+
+
+async def test_a_replaced_clip_reaches_every_replica(cluster: Cluster) -> None:
+    http = f"http://127.0.0.1:{cluster.lb.port}"
+    async with httpx.AsyncClient(base_url=http, timeout=30) as client:
+        for replica in cluster.replicas.values():  # every replica has the voice cached
+            r = await client.post(f"http://127.0.0.1:{replica.port}/preload", json=["alice"])
+            assert r.json()["preloaded"] == {"alice": True}
+        cluster.bucket.serve("alice", Clip(make_clip(7.0, f0=140.0)))
+        replaced_at = time.monotonic()
+        pending = set(cluster.replicas)
+        while pending:
+            assert time.monotonic() - replaced_at < 60, f"not replaced on {pending}"
+            r = await client.post("/synthesize", json={"text": "Hi.", "voice_id": "alice"})
+            assert r.status_code == 200, r.text  # calls go on throughout
+            await asyncio.sleep(0.1)
+            for name in list(pending):
+                stats = await asyncio.to_thread(cluster.replicas[name].health)
+                if stats["cache"]["revalidation"]["replaced"] >= 1:
+                    pending.discard(name)
+        took = time.monotonic() - replaced_at
+    print(f"replaced clip on all 3 replicas after {took:.1f} s (interval {REVALIDATE_S:g} s)")
+    assert cluster.bucket.conditional("alice") >= 3  # the checks were conditional
 
 
 async def test_sigterm_first_turns_ready_off_while_still_taking_calls(tmp_path: Path) -> None:
