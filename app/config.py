@@ -231,6 +231,24 @@ class Settings(BaseSettings):
     resampler_quality: Literal["LQ", "MQ", "HQ", "VHQ"] = Field(
         "HQ", description="python-soxr quality of the stream resampler (see README for delay)."
     )
+    loudness_normalization: bool = Field(
+        True,
+        description="Bring every utterance to TARGET_LOUDNESS_LUFS with a look-ahead true-peak "
+        "limiter (the level stage).",
+    )
+    target_loudness_lufs: float = Field(
+        -20.0, ge=-40.0, le=-6.0, description="Loudness target of the level stage, in LUFS."
+    )
+    true_peak_dbtp: float = Field(
+        -1.0, ge=-12.0, le=0.0, description="Ceiling of the level stage's limiter, in dBTP."
+    )
+
+    # --- text ---
+    text_normalization: bool = Field(
+        True,
+        description="Read numbers, money, times, dates, phone numbers and codes the way a "
+        "phone agent says them (per request: normalize=false).",
+    )
 
 
     @property
