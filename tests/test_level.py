@@ -124,16 +124,34 @@ def test_gain_moves_smoothly_across_chunk_seams_and_level_changes():
 
 
 def test_tracker_carries_the_estimate_from_clause_to_clause():
+    # With no measurement at the start of a clause, its first gain comes from the reply's
+    # tracker: after a quiet clause, the next one starts boosted instead of at the prior.
     tracker = LoudnessTracker(prior_lufs=-23)
-    first = LevelStage(RATE, tracker=tracker)
-    _run(first, _speech(4.0, -32.0, 1), [4800])
-    assert tracker.lufs < -26  # it learned the quieter voice
-    gain_after_first = tracker.gain_db
-    second = LevelStage(RATE, tracker=tracker)
-    y = second.push(_speech(1.0, -32.0, 2))
-    assert gain_after_first is not None and gain_after_first > 3
-    assert second._knots_db[0] == gain_after_first  # no restart from the prior
-    assert len(y) > 0
+    causal = LevelSettings(first_gain_after_ms=0)
+    _run(LevelStage(RATE, causal, tracker), _speech(4.0, -32.0, 1), [4800])
+    assert tracker.lufs < -29  # it learned the quieter voice
+    second = LevelStage(RATE, causal, tracker)
+    assert second._knots_db[0] == pytest.approx(-20 - tracker.lufs)
+    assert second._knots_db[0] > 9
+
+
+def test_first_gain_waits_for_its_measurement_but_no_longer():
+    # The first 400 ms decide the first gain: nothing comes out before them, everything
+    # after them comes out as it arrives (less the limiter's few ms of look-ahead).
+    stage = LevelStage(RATE, LevelSettings(first_gain_after_ms=400), prior_lufs=-23)
+    x = _speech(1.0, -30.0, 4)
+    assert len(stage.push(x[: RATE // 5])) == 0
+    out = stage.push(x[RATE // 5 : RATE // 2])
+    assert RATE // 2 - len(out) <= RATE // 100
+
+
+def test_a_short_clause_measured_whole_gets_its_own_gain():
+    # A sentence engine hands a short clause over at once; measured whole it is brought to
+    # the target whatever the reply's estimate says.
+    tracker = LoudnessTracker(prior_lufs=-35)
+    x = _speech(0.6, -24.0, 6)
+    y = _run(LevelStage(RATE, LevelSettings(first_gain_after_ms=2000), tracker), x, [])
+    assert abs(pyln.Meter(RATE).integrated_loudness(y.astype(np.float64)) + 20.0) <= 1.0
 
 
 def test_push_after_flush_is_an_error():

@@ -15,7 +15,7 @@ import pytest
 
 from app.audio.codecs import audioop
 from app.audio.formats import get_output_format
-from app.audio.level import LevelSettings, LevelStage, LoudnessTracker
+from app.audio.level import LevelStage, LoudnessTracker, level_settings
 from app.audio.pipeline import AudioPipeline
 from app.engines.base import Engine, SynthesisParams
 from app.engines.piper import PiperEngine, installed
@@ -29,6 +29,7 @@ REPLY = [
     "That's wonderful news!",
     "Would you like me to book the appointment on Tuesday, Nov. 3rd at 3:30 PM, or would "
     "Thursday morning at 9am work better for you and your family?",
+    "Great.",
 ]
 TARGET = -20.0
 MULAW_MAX = 32124
@@ -41,10 +42,8 @@ async def _reply(engine: Engine, level: bool) -> list[np.ndarray]:
     tracker = LoudnessTracker(engine.capabilities.loudness_lufs or -23.0)
     clauses = []
     for text in REPLY:
-        stage = (
-            LevelStage(engine.sample_rate, LevelSettings(target_lufs=TARGET), tracker)
-            if level else None
-        )
+        settings = level_settings(engine.capabilities.streaming, TARGET, -1.0)
+        stage = LevelStage(engine.sample_rate, settings, tracker) if level else None
         pipe = AudioPipeline.for_format(engine.sample_rate, get_output_format("mulaw"),
                                         level=stage)
         frames: list[bytes] = []

@@ -6,28 +6,29 @@ its reference clip's), mu-law clips hard above full scale, and a reply whose cla
 in loudness sounds broken on a phone. This stage brings speech to ``target_lufs`` and keeps
 the true peak at or below ``true_peak_dbtp``, without waiting for the whole utterance.
 
-How the loudness is known early (streaming): the gain for each 100 ms block is decided
-from what came before it, never from the block itself, so no audio is held back for the
-measurement. Before any speech has been measured the estimate is the engine's calibrated
-typical loudness (``EngineCapabilities.loudness_lufs``, measured once per engine); as
-blocks arrive, their gated loudness (400 ms gating blocks every 100 ms, an absolute gate at
--70 LUFS and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) is
-pooled with that prior, which counts as ``prior_seconds`` of speech (averaged in LU, so a
-loud prior cannot outweigh a quiet voice). A short clause ("Okay.") thus gets the
-calibrated gain, a long one converges to its own loudness, and a ``LoudnessTracker`` handed
-from clause to clause carries the estimate through a reply so the next clause starts where
-the last one ended. The gain moves at most ``max_step_db`` per block, as a linear ramp
-across the block, so it never jumps at a chunk seam or a block edge.
+How the loudness is known early (streaming): the first gain of an utterance is decided
+once its first ``first_gain_after_ms`` of audio have been measured (400 ms for engines that
+stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both cases
+no more than the engine's first chunk, so nothing waits), and each later 200 ms block's gain
+is decided from what came before it, never from the block itself. The estimate pools the
+clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70 LUFS
+and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) with the reply's:
+a ``LoudnessTracker`` handed from clause to clause, seeded by the engine's calibrated
+typical loudness (``EngineCapabilities.loudness_lufs``). Pooling is in LU, weighted by
+seconds of speech, so a loud prior cannot outweigh a quiet voice. The gain moves at most
+``max_step_db`` per block, as a linear ramp across the block, so it never jumps at a chunk
+seam or a block edge.
 
 The meter is BS.1770's K-weighting restricted to the telephone band (what the caller
-hears after the 8 kHz resampler), evaluated from the power spectrum of a power-of-two
-window at the start of each block (about 43% of the block). Hand-written because a
-time-domain K filter (scipy's ``sosfilt``, pyloudnorm) costs ~0.45 ms per audio-second at
-24 kHz on its own, the whole budget of this stage; pyloudnorm is the meter in the tests.
+hears after the 8 kHz resampler), evaluated from the power spectrum of each block (one
+FFT per 200 ms). Hand-written because a time-domain K filter (scipy's ``sosfilt``,
+pyloudnorm) costs ~0.45 ms per audio-second at 24 kHz on its own, the whole budget of this
+stage; pyloudnorm is the meter in the tests.
 
 The limiter works on a 1 ms grid: each sub-block's peak after the loudness gain (a 4x
 oversampled true-peak estimate, a 64-tap polyphase interpolator like BS.1770's, wherever
-the sample peak is close enough to the ceiling for an inter-sample peak to pass it)
+the sample peak comes within 2 dB of the ceiling: speech's inter-sample peaks stay well
+under that; only full-scale content near Nyquist goes further)
 gives the gain reduction it needs; the gain curve is the lower envelope of linear ramps
 into each need (``lookahead_ms`` before it) and out of it (``release_ms`` after), so it is
 continuous, never above any sub-block's need, and computed with exact min/multiply
@@ -47,9 +48,11 @@ import numpy as np
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _ABS_GATE_LUFS = -70.0
-_GATE_BLOCKS = 4  # 100 ms blocks per 400 ms gating block
+_BLOCK_MS = 200  # the stage's loudness block: one measurement and one gain decision
+_GATE_BLOCKS = 2  # blocks per 400 ms gating block
 _REL_GATE_LU = -10.0
-_TP_MARGIN_DB = 0.5  # internal ceiling under the setting: interpolator and ramp error
+_TP_CANDIDATE_DB = 2.0  # a true peak this far over the sample peak: near-Nyquist only
+_TP_MARGIN_DB = 0.7  # internal ceiling under the setting: interpolator and ramp error
 _OVERSAMPLE = 4
 _TP_TAPS = 16  # per phase
 _TELEPHONE_BAND_HZ = 4000.0
@@ -127,18 +130,16 @@ def telephone_loudness(x: np.ndarray, rate: int) -> float:
     """Integrated loudness of a whole signal as this stage measures it (LUFS): K-weighted
     in the telephone band, 400 ms gating blocks every 100 ms, BS.1770's two gates. For
     calibrating an engine's typical level; the stage itself never waits for the whole."""
-    sub = max(_TP_TAPS, rate // 1000)
-    block = 100 * sub
-    win = 1 << int(math.log2(block / 2))
-    weights = _block_weights(rate, win)
+    block = rate // 10
+    weights = _block_weights(rate, block)
     n = len(x) // block
-    if n < _GATE_BLOCKS:
+    if n < 4:
         return -math.inf
-    frames = np.asarray(x[: n * block], dtype=np.float64).reshape(n, block)[:, :win]
+    frames = np.asarray(x[: n * block], dtype=np.float64).reshape(n, block)
     spec = np.fft.rfft(frames, axis=1)
     power = np.stack((spec.real, spec.imag), axis=-1).reshape(n, -1) ** 2
     ms = power @ weights
-    gating = np.convolve(ms, np.ones(_GATE_BLOCKS) / _GATE_BLOCKS, mode="valid")
+    gating = np.convolve(ms, np.ones(4) / 4, mode="valid")
     gating = gating[gating > _mean_square(_ABS_GATE_LUFS)]
     if not len(gating):
         return -math.inf
@@ -146,47 +147,63 @@ def telephone_loudness(x: np.ndarray, rate: int) -> float:
     return _lufs(float(gating[gating > _mean_square(rel)].mean()))
 
 
-class LoudnessTracker:
-    """The running loudness estimate of one voice's speech, and the gain last applied.
+class _Gated:
+    """Loudness of what was heard: BS.1770's absolute gate and a relative gate 10 LU under
+    the mean of what passed the absolute one (kept running, so it follows the voice heard,
+    not any prior: a voice far quieter than expected is not gated away as silence)."""
 
-    Starts at the engine's calibrated loudness, weighted as ``prior_seconds`` of speech.
-    Handed from clause to clause of a reply so that each clause starts from what the
-    previous ones measured.
-    """
-
-    def __init__(self, prior_lufs: float, prior_seconds: float = 0.5) -> None:
-        self.prior_lufs = prior_lufs
-        self.prior_seconds = prior_seconds
-        self._heard_energy = 0.0  # blocks over the absolute gate: they set the relative gate
+    def __init__(self) -> None:
+        self._heard_energy = 0.0
         self._heard_seconds = 0.0
-        self._energy = 0.0  # blocks over both gates: the measured loudness
-        self.measured_seconds = 0.0
-        self.gain_db: float | None = None
+        self._energy = 0.0
+        self.seconds = 0.0
 
     @property
     def lufs(self) -> float:
-        """The prior and the measurement, weighted by seconds, averaged in LU (an energy
-        average would let a loud prior outweigh many seconds of a quiet voice)."""
-        if not self.measured_seconds:
-            return self.prior_lufs
-        measured = _lufs(self._energy / self.measured_seconds)
-        w = self.prior_seconds
-        return (w * self.prior_lufs + self.measured_seconds * measured) / (
-            w + self.measured_seconds
-        )
+        return _lufs(self._energy / self.seconds) if self.seconds else -math.inf
 
-    def add_block(self, mean_square: float, seconds: float) -> None:
+    def add(self, mean_square: float, seconds: float) -> None:
         level = _lufs(mean_square)
         if level < _ABS_GATE_LUFS:
             return
         self._heard_energy += mean_square * seconds
         self._heard_seconds += seconds
-        # The relative gate follows what was heard, not the prior: a voice far quieter
-        # than the calibration must not be gated away as "silence".
         if level < _lufs(self._heard_energy / self._heard_seconds) + _REL_GATE_LU:
             return
         self._energy += mean_square * seconds
-        self.measured_seconds += seconds
+        self.seconds += seconds
+
+
+def _pooled(prior_lufs: float, prior_seconds: float, gated: _Gated) -> float:
+    """A prior and a measurement, weighted by seconds and averaged in LU (an energy average
+    would let a loud prior outweigh many seconds of a quiet voice)."""
+    if not gated.seconds:
+        return prior_lufs
+    w = prior_seconds
+    return (w * prior_lufs + gated.seconds * gated.lufs) / (w + gated.seconds)
+
+
+class LoudnessTracker:
+    """The loudness of one voice through a reply (or a call): the engine's calibration,
+    weighted as ``prior_seconds`` of speech, pooled with every clause measured so far.
+    One per reply, handed to the level stage of each clause."""
+
+    def __init__(self, prior_lufs: float, prior_seconds: float = 0.5) -> None:
+        self.prior_lufs = prior_lufs
+        self.prior_seconds = prior_seconds
+        self._gated = _Gated()
+        self.gain_db: float | None = None  # the last gain applied (for reports)
+
+    @property
+    def lufs(self) -> float:
+        return _pooled(self.prior_lufs, self.prior_seconds, self._gated)
+
+    @property
+    def measured_seconds(self) -> float:
+        return self._gated.seconds
+
+    def add_block(self, mean_square: float, seconds: float) -> None:
+        self._gated.add(mean_square, seconds)
 
 
 @dataclass(frozen=True)
@@ -195,9 +212,29 @@ class LevelSettings:
     true_peak_dbtp: float = -1.0
     max_boost_db: float = 20.0
     max_cut_db: float = 20.0
-    max_step_db: float = 2.0  # per 100 ms block (0.02 dB per ms: no audible pumping)
-    lookahead_ms: int = 5
-    release_ms: int = 50
+    max_step_db: float = 4.0  # per 200 ms block (0.02 dB per ms: no audible pumping)
+    lookahead_ms: int = 5  # limiter
+    release_ms: int = 50  # limiter
+    # Audio measured at the start of each utterance before its first gain is set (0: the
+    # first gain comes from the tracker alone). It must not exceed what the engine gives in
+    # its first chunk, or the stage would wait: see ``level_settings``.
+    first_gain_after_ms: int = 400
+    # How much the reply's estimate counts (as seconds of speech) against this clause's
+    # own measurement: little, so that clauses come out alike.
+    reply_weight_s: float = 0.02
+
+
+def level_settings(streaming: str, target_lufs: float, true_peak_dbtp: float) -> LevelSettings:
+    """Settings for an engine by how it streams (``EngineCapabilities.streaming``).
+
+    A "sentence" engine (Piper) hands over a whole clause in one chunk, so measuring up to
+    2 s before the first gain costs no time and gives short clauses ("Okay.") their own
+    gain. A "token" engine (Chatterbox, the synthetic one) gives 400 ms or more in its first
+    chunk (10+ speech tokens at 40 ms), so 400 ms (one BS.1770 gating block) costs none.
+    """
+    first = 2000 if streaming == "sentence" else 400
+    return LevelSettings(target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp,
+                         first_gain_after_ms=first)
 
 
 class LevelStage:
@@ -214,28 +251,26 @@ class LevelStage:
         self.settings = s = settings or LevelSettings()
         self.tracker = tracker if tracker is not None else LoudnessTracker(prior_lufs)
         self._sub = max(_TP_TAPS, rate // 1000)  # limiter grid (holds the true-peak context)
-        self._block = 100 * self._sub  # loudness block, a whole number of sub-blocks
-        self._win = 1 << int(math.log2(self._block / 2))
-        self._weights = _block_weights(rate, self._win)
+        self._block = _BLOCK_MS * self._sub  # loudness block, a whole number of sub-blocks
+        self._weights = _block_weights(rate, self._block)
         self._ramp = (np.arange(self._block, dtype=np.float32) / np.float32(self._block))
         self._la = max(1, s.lookahead_ms)
         self._rel = max(1, s.release_ms)
         self._ceiling = 10.0 ** ((s.true_peak_dbtp - _TP_MARGIN_DB) / 20.0)
         self._tp = _true_peak_filter()
-        # An interpolated value is at most sum(|taps|) times the largest sample near it: a
-        # sub-block whose sample peak is under the ceiling by more than that cannot exceed it.
-        self._candidate = self._ceiling / float(np.abs(self._tp).sum(axis=1).max())
+        self._candidate = self._ceiling * 10.0 ** (-_TP_CANDIDATE_DB / 20.0)
         # Weight of a need at distance d (from -lookahead to +release) in the gain envelope.
         d = np.arange(-self._la, self._rel + 1, dtype=np.float64)
         self._kernel = np.where(d < 0, 1.0 + d / (self._la + 1), 1.0 - d / (self._rel + 1))
-        first = self.tracker.gain_db
-        if first is None:
-            first = self._clamp(s.target_lufs - self.tracker.lufs)
+        self._clause = _Gated()
+        self._hold_blocks = -(-max(0, s.first_gain_after_ms) // _BLOCK_MS)
         # Loudness gain at the start of each block, in dB and linear; block k ramps from
         # knot k to knot k + 1. Knot k + 2 is decided once block k is measured, so no block
-        # ever waits for its own measurement.
-        self._knots_db: list[float] = [first, first]
-        self._knots: list[float] = [10.0 ** (first / 20.0)] * 2
+        # waits for its own measurement once the first gain is set.
+        self._knots_db: list[float] = []
+        self._knots: list[float] = []
+        if not self._hold_blocks:
+            self._start(2)
         self._in = _EMPTY  # input from sample self._base on (context included)
         self._base = 0
         self._n_in = 0  # samples pushed
@@ -253,19 +288,38 @@ class LevelStage:
 
     # --- loudness gain ---------------------------------------------------------------
 
+    def _wanted_db(self) -> float:
+        """Target minus the estimate: this clause's measurement pooled with the reply's."""
+        s = self.settings
+        return self._clamp(s.target_lufs - _pooled(self.tracker.lufs, s.reply_weight_s,
+                                                   self._clause))
+
+    def _start(self, n_knots: int) -> None:
+        """Set the first gain: it holds over the blocks measured before it was decided."""
+        g = self._wanted_db()
+        self._knots_db = [g] * n_knots
+        self._knots = [10.0 ** (g / 20.0)] * n_knots
+
     def _measure(self) -> None:
         """Measure every complete block; each decides the gain two knots ahead."""
         s = self.settings
+        seconds = self._block / self.rate
         while (self._measured + 1) * self._block <= self._n_in:
             a = self._measured * self._block - self._base
-            spec = np.fft.rfft(self._in[a : a + self._win]).view(np.float64)  # re, im pairs
+            spec = np.fft.rfft(self._in[a : a + self._block]).view(np.float64)  # re, im pairs
             self._recent.append(float(np.dot(spec * spec, self._weights)))
             if len(self._recent) == _GATE_BLOCKS:
-                # BS.1770's gating block: 400 ms, a new one every 100 ms.
-                self.tracker.add_block(sum(self._recent) / _GATE_BLOCKS, self._block / self.rate)
+                # BS.1770's gating block: 400 ms (here a new one every 200 ms).
+                window = sum(self._recent) / _GATE_BLOCKS
+                self.tracker.add_block(window, seconds)
+                self._clause.add(window, seconds)
                 self._recent.popleft()
             self._measured += 1
-            want = self._clamp(s.target_lufs - self.tracker.lufs)
+            if not self._knots:
+                if self._measured >= self._hold_blocks:
+                    self._start(self._measured + 2)
+                continue
+            want = self._wanted_db()
             last = self._knots_db[-1]
             step = min(s.max_step_db, max(-s.max_step_db, want - last))
             self._knots_db.append(last + step)
@@ -407,6 +461,8 @@ class LevelStage:
         self._in = np.concatenate((self._in, x)) if len(self._in) else x.copy()
         self._n_in += len(x)
         self._measure()
+        if not self._knots:
+            return _EMPTY  # still measuring the start of the utterance
         # A sub-block is ready once its look-ahead and true-peak context have arrived.
         return self._emit(self._n_in // self._sub - self._la - 3)
 
@@ -414,6 +470,8 @@ class LevelStage:
         if self._done:
             return _EMPTY
         self._done = True
+        if not self._knots:  # shorter than the first measurement: decide on what there is
+            self._start(self._n_in // self._block + 2)
         y = self._emit(-(-self._n_in // self._sub))
         self.tracker.gain_db = self._knots_db[-1]
         return y
