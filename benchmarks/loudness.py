@@ -29,8 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.audio.codecs import audioop  # noqa: E402
 from app.audio.formats import get_output_format  # noqa: E402
-from app.audio.level import LevelStage, LoudnessTracker, level_settings  # noqa: E402
-from app.audio.level import telephone_loudness  # noqa: E402
+from app.audio.level import (  # noqa: E402
+    LevelStage,
+    LoudnessTracker,
+    level_settings,
+    telephone_loudness,  # noqa: E402
+)
 from app.audio.pipeline import AudioPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.engines.base import AudioChunk, Engine, SynthesisParams  # noqa: E402

@@ -19,7 +19,6 @@ import importlib
 import importlib.metadata as md
 import json
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
