@@ -51,11 +51,12 @@ class AudioPipeline:
             self.framer = Framer(samples // 1000 * self.encoder.bytes_per_sample, self.silence_byte)
         self.timings: dict[str, float] = {
             "crossfade_ms": 0.0,
-            "level_ms": 0.0,
             "resample_ms": 0.0,
             "encode_ms": 0.0,
             "frame_ms": 0.0,
         }
+        if level is not None:
+            self.timings["level_ms"] = 0.0
         self.samples_in = 0  # engine samples after the crossfade
         self.samples_out = 0  # samples at out_rate
 
