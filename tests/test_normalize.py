@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.text.alignment import estimate_char_timings, map_timings_to_original
 from app.text.normalize import normalize
 from app.text.normalize_intl import supported_languages
 
@@ -347,3 +348,27 @@ def test_languages_without_rules_pass_through_and_say_so(language):
 def test_supported_languages_cover_most_chatterbox_languages():
     assert {"de", "fr", "es", "it", "pt", "nl", "pl", "ru", "sv", "da", "no", "fi", "tr",
             "ja", "ko", "he", "ar"} <= set(supported_languages())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_ALPHABET, min_size=1, max_size=30).map("".join), st.integers(0, 5000))
+def test_original_timings_come_from_the_spoken_ones(text, duration_ms):
+    # ElevenLabs' alignment (original text) is derived from normalizedAlignment (spoken):
+    # same audio, start to end, every character of the original timed, in order.
+    n = normalize(text)
+    spoken = estimate_char_timings(n.spoken, duration_ms)
+    timed = map_timings_to_original(n.original, n.char_map(), spoken)
+    assert timed.chars == list(text)
+    assert timed.start_ms[0] == 0 and min(timed.duration_ms) >= 0
+    assert timed.start_ms[-1] + timed.duration_ms[-1] == (round(duration_ms) if n.spoken else 0)
+    assert all(a <= b for a, b in zip(timed.start_ms, timed.start_ms[1:], strict=False))
+
+
+def test_replaced_characters_share_the_time_of_what_they_became():
+    n = normalize("Pay $5 now.")
+    spoken = estimate_char_timings(n.spoken, 1000)
+    timed = map_timings_to_original(n.original, n.char_map(), spoken)
+    a, b = n.char_map()[4]  # "$" -> "five dollars"
+    span_ms = spoken.start_ms[b - 1] + spoken.duration_ms[b - 1] - spoken.start_ms[a]
+    assert timed.duration_ms[4] + timed.duration_ms[5] == pytest.approx(span_ms, abs=1)
+    assert timed.start_ms[4] == spoken.start_ms[a]
