@@ -154,9 +154,11 @@ def test_turbo_chunks_follow_adaptive_preset_and_first_arrives_early(turbo_engin
     chunks, times = collect(turbo_engine, TEXT, voice, "adaptive")
     new = [len(c.samples) - c.overlap for c in chunks]
     assert len(chunks) >= 3
-    # First chunk after 12 tokens (its last 3 tokens wait for the decoder's look-ahead),
+    # First chunk after 12 tokens (its last frames wait as the decoder's look-ahead),
     # then one chunk per 24 tokens; the final chunk flushes the rest.
-    assert new[0] == (12 - 3) * TOKEN - short_frames(turbo_engine) * 480
+    from app.engines.chatterbox.decoder import HELD_FRAMES
+
+    assert new[0] == 12 * TOKEN - (HELD_FRAMES + short_frames(turbo_engine)) * 480
     assert all(n == 24 * TOKEN for n in new[1:-1])
     assert chunks[0].overlap == 0 and all(c.overlap == 1920 for c in chunks[1:])
     assert times[0] < 0.6 * times[-1]
@@ -168,7 +170,9 @@ def test_standard_chunks_follow_realtime_preset(standard_engine) -> None:  # noq
     chunks, times = collect(standard_engine, TEXT, voice, "realtime")
     new = [len(c.samples) - c.overlap for c in chunks]
     assert len(chunks) >= 3
-    assert new[0] == (10 - 3) * TOKEN - short_frames(standard_engine) * 480
+    from app.engines.chatterbox.decoder import HELD_FRAMES
+
+    assert new[0] == 10 * TOKEN - (HELD_FRAMES + short_frames(standard_engine)) * 480
     assert all(n == 10 * TOKEN for n in new[1:-1])
     assert times[0] < 0.6 * times[-1]
 

@@ -1,43 +1,107 @@
-"""Streaming S3Gen: speech tokens in, audio chunks out, with a declared overlap per seam.
+"""Streaming S3Gen: speech tokens in, audio chunks out, close to the one-shot decode.
 
-S3Gen keeps no incremental state: its flow encoder attends over the whole token sequence.
-So each decode re-runs the flow over the voice prompt plus a bounded window of tokens
-(``context_tokens`` already decoded, then the new ones) and keeps only the new mel frames.
-The encoder looks ``LOOKAHEAD`` tokens ahead, so the last ``2 * LOOKAHEAD`` mel frames of a
-non-final decode are provisional: they are left for the next decode; the final decode
-(``final=True``) flushes them. The flow solver starts from noise fixed per utterance and
-indexed by absolute frame, so a frame decoded twice starts from the same noise.
+S3Gen keeps no incremental state, and its flow (encoder and estimator) attends over the
+whole sequence, so a frame's mel changes a little whenever tokens are added after it.
+Each decode therefore re-runs the flow over the voice prompt plus every token so far (the
+whole prefix: cutting the left context moves frames far more than appending tokens does,
+and a sentence is at most about 500 tokens) and commits a frame only when it is
+``lookahead`` tokens behind the newest one. The frames the run computed after that point
+are kept as provisional; the next run's first ``blend_frames`` new frames are a raised-cosine
+blend from those provisional frames to its own, so no committed frame is ever followed by
+an abrupt switch to another run's mel. Committed frames are never changed.
 
-The vocoder (HiFT) re-decodes the last ``overlap_frames`` mel frames of the previous chunk
-in front of the new ones, with the previous chunk's source excitation for those frames
-(``cache_source``), so the sine source continues across the seam. Those re-decoded samples
-are the chunk's declared ``overlap``, which the pipeline's crossfader blends. Frames are
-emitted exactly once (overlap aside), so the stitched stream has the one-shot length:
-``2 * len(tokens)`` frames of 480 samples (one fewer when the prompt's mel length is odd,
-exactly as in the library).
+The flow solver starts from noise fixed per absolute frame (``FrameNoise``, drawn from the
+stream's own generator), so a frame starts from the same noise in every run and streams
+never draw from each other's randomness. Non-final runs leave out the last
+``PRE_LOOKAHEAD`` tokens' frames as the library's own non-final flow does (the encoder's
+look-ahead convolution reads zero padding there).
+
+Committed mel goes to ``StreamingVocoder`` (``vocoder.py``), which keeps the vocoder's
+f0, sine phase and excitation continuous and holds back a few frames of right context.
+Frames are emitted exactly once (the declared overlap aside), so the stitched stream has
+the one-shot length: ``2 * len(tokens)`` frames of 480 samples (one fewer when the prompt's
+mel length is odd, exactly as in the library).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-LOOKAHEAD = 3  # tokens the flow encoder's pre-lookahead layer reads ahead
+from app.engines.chatterbox.vocoder import (
+    HOLD_FRAMES,
+    OVERLAP_FRAMES,
+    SAMPLES_PER_FRAME,
+    FrameNoise,
+    StreamingVocoder,
+    VocodedChunk,
+)
+
+PRE_LOOKAHEAD = 3  # tokens the flow encoder's pre-lookahead convolution reads ahead
+LOOKAHEAD = 5  # tokens a frame waits for before it is committed (>= PRE_LOOKAHEAD)
+BLEND_FRAMES = 4  # provisional frames over which one run's mel hands over to the next
 MEL_PER_TOKEN = 2
-SAMPLES_PER_FRAME = 480  # 24 kHz / 50 Hz mel frames
 SAMPLES_PER_TOKEN = MEL_PER_TOKEN * SAMPLES_PER_FRAME
-OVERLAP_FRAMES = 4  # 80 ms re-decoded at each seam: covers HiFT's edge (conv_pre reaches 3)
-CONTEXT_TOKENS = 48  # already-decoded tokens the flow re-reads before the new ones
+# Frames of look-ahead behind the newest token before audio comes out (the first chunk's
+# audio is this much shorter than its tokens).
+HELD_FRAMES = MEL_PER_TOKEN * LOOKAHEAD + HOLD_FRAMES
+
+DecodedChunk = VocodedChunk
+
+__all__ = ["BLEND_FRAMES", "DecodedChunk", "HELD_FRAMES", "LOOKAHEAD", "OVERLAP_FRAMES",
+           "SAMPLES_PER_TOKEN", "StreamingDecoder", "flow_mel"]
 
 
-@dataclass(frozen=True)
-class DecodedChunk:
-    samples: np.ndarray  # float32 at 24 kHz
-    overlap: int  # leading samples that re-cover the previous chunk's tail
+def flow_mel(s3gen: Any, ref: dict[str, Any], tokens: torch.Tensor, z: torch.Tensor, *,
+             meanflow: bool, n_timesteps: int, final: bool = True) -> torch.Tensor:
+    """``CausalMaskedDiffWithXvec.inference`` with the starting noise ``z`` given.
+
+    ``tokens`` is (1, T) without the prompt; ``z`` is (1, 80, prompt mel + generated mel).
+    Returns the generated frames' mel (1, 80, frames); a non-final call (the library's
+    ``finalize=False``) drops the frames of the last ``PRE_LOOKAHEAD`` tokens.
+    """
+    from chatterbox.models.s3gen.utils.mask import make_pad_mask
+
+    flow = s3gen.flow
+    device = tokens.device
+    embedding = F.normalize(torch.atleast_2d(ref["embedding"]), dim=1)
+    embedding = flow.spk_embed_affine_layer(embedding)
+    prompt_feat = ref["prompt_feat"]
+    token = torch.cat([torch.atleast_2d(ref["prompt_token"]), tokens], dim=1)
+    token_len = torch.tensor([token.shape[1]], device=device)
+    mask = (~make_pad_mask(token_len)).unsqueeze(-1).to(embedding)
+    h, h_masks = flow.encoder(flow.input_embedding(token.long()) * mask, token_len)
+    if not final:
+        h = h[:, : -PRE_LOOKAHEAD * MEL_PER_TOKEN]
+    mel_len1 = prompt_feat.shape[1]
+    frames = h.shape[1]
+    h = flow.encoder_proj(h)
+    cond = torch.zeros(1, frames, flow.output_size, device=device, dtype=h.dtype)
+    cond[:, :mel_len1] = prompt_feat
+    cond = cond.transpose(1, 2)
+    mask = torch.ones(1, 1, frames, device=device, dtype=h.dtype)
+    mu = h.transpose(1, 2).contiguous()
+    z = z[:, :, :frames].to(device=device, dtype=mu.dtype)
+    cfm = flow.decoder
+    t_span = torch.linspace(0, 1, n_timesteps + 1, device=device, dtype=mu.dtype)
+    if meanflow:
+        # CausalConditionalCFM.basic_euler, without its print and progress bar.
+        x = z
+        for t, r in zip(t_span[:-1], t_span[1:], strict=True):
+            t, r = t[None], r[None]
+            dxdt = cfm.estimator.forward(x, mask=mask, mu=mu, t=t, spks=embedding,
+                                         cond=cond, r=r)
+            x = x + (r - t) * dxdt
+        feat = x
+    else:
+        if cfm.t_scheduler == "cosine":
+            t_span = 1 - torch.cos(t_span * 0.5 * torch.pi)
+        feat = cfm.solve_euler(z, t_span=t_span, mu=mu, mask=mask, spks=embedding,
+                               cond=cond, meanflow=False)
+    return feat[:, :, mel_len1:]
 
 
 class StreamingDecoder:
@@ -50,113 +114,89 @@ class StreamingDecoder:
         *,
         meanflow: bool,
         n_timesteps: int,
-        context_tokens: int = CONTEXT_TOKENS,
-        overlap_frames: int = OVERLAP_FRAMES,
-        generator: torch.Generator | None = None,
+        seed: int = 0,
+        lookahead: int = LOOKAHEAD,
+        blend_frames: int = BLEND_FRAMES,
+        context_tokens: int | None = None,
+        excitation_noise: bool = True,
+        noise: torch.Tensor | None = None,
+        vocoder: dict[str, int] | None = None,
     ) -> None:
+        """``seed`` seeds this stream's own generators (flow noise, vocoder excitation).
+
+        ``context_tokens`` caps the already-committed tokens a run re-reads (None: all).
+        ``noise`` fixes the flow's starting noise (1, 80, prompt + generated frames), for
+        measurements against the library; frames past it come from the generator.
+        """
+        if lookahead < PRE_LOOKAHEAD:
+            raise ValueError(f"lookahead must be at least {PRE_LOOKAHEAD} tokens")
         self.s3gen = s3gen
         self.ref = ref_dict
         self.meanflow = meanflow
         self.n_timesteps = n_timesteps
+        self.lookahead = lookahead
+        self.blend_frames = blend_frames
         self.context_tokens = context_tokens
-        self.overlap_frames = overlap_frames
         self.device = s3gen.device
         self.dtype = s3gen.dtype
-        self.generator = generator
-        self.frames_done = 0  # mel frames emitted (committed) so far
+        self.committed = 0  # mel frames committed (handed to the vocoder) so far
         # embed_ref trims the prompt tokens to mel // 2; with an odd prompt mel length the
         # flow's first generated frame counts as prompt, so the output is short by one.
         prompt_tokens = torch.atleast_2d(ref_dict["prompt_token"]).shape[1]
-        self._short = ref_dict["prompt_feat"].shape[1] - MEL_PER_TOKEN * prompt_tokens
-        self._prompt_noise: torch.Tensor | None = None
-        self._noise = torch.zeros(1, 80, 0, device=self.device, dtype=self.dtype)
-        self._mel_tail = torch.zeros(1, 80, 0, device=self.device, dtype=self.dtype)
-        self._source_tail = torch.zeros(1, 1, 0, device=self.device, dtype=self.dtype)
+        self._prompt_frames = ref_dict["prompt_feat"].shape[1]
+        self._short = self._prompt_frames - MEL_PER_TOKEN * prompt_tokens
+        # CPU generators keep the noise identical on every device.
+        flow_gen = torch.Generator().manual_seed(seed)
+        if noise is None:
+            noise = torch.randn(1, 80, self._prompt_frames, generator=flow_gen)
+        self._prompt_noise = noise[:, :, : self._prompt_frames]
+        self._noise = FrameNoise(flow_gen, (80,), noise[0, :, self._prompt_frames :])
+        self._pending = torch.zeros(1, 80, 0)  # provisional frames after self.committed
+        self.vocoder = StreamingVocoder(
+            s3gen.mel2wav, trim_fade=s3gen.trim_fade, noise=excitation_noise,
+            generator=torch.Generator().manual_seed(seed + 1), **(vocoder or {}),
+        )
 
-    # --- noise fixed per utterance ---
-    def _randn(self, frames: int) -> torch.Tensor:
-        if self.generator is None:
-            return torch.randn(1, 80, frames, device=self.device, dtype=self.dtype)
-        # A CPU generator keeps the noise identical on every device.
-        return torch.randn(1, 80, frames, generator=self.generator).to(self.device, self.dtype)
-
-    def _noise_for(self, prompt_frames: int, start: int, end: int) -> torch.Tensor:
-        if self._prompt_noise is None:
-            self._prompt_noise = self._randn(prompt_frames)
-        if self._noise.shape[2] < end:
-            self._noise = torch.cat([self._noise, self._randn(end - self._noise.shape[2])], 2)
-        return torch.cat([self._prompt_noise, self._noise[:, :, start:end]], dim=2)
-
-    # --- flow: tokens -> mel (CausalMaskedDiffWithXvec.inference with fixed noise) ---
-    def _flow(self, tokens: torch.Tensor, start_frame: int) -> torch.Tensor:
-        from chatterbox.models.s3gen.utils.mask import make_pad_mask
-
-        flow = self.s3gen.flow
-        ref = self.ref
-        embedding = F.normalize(torch.atleast_2d(ref["embedding"]), dim=1)
-        embedding = flow.spk_embed_affine_layer(embedding)
-        prompt_token = torch.atleast_2d(ref["prompt_token"])
-        prompt_feat = ref["prompt_feat"]
-        token = torch.cat([prompt_token, tokens], dim=1)
-        token_len = torch.tensor([token.shape[1]], device=self.device)
-        mask = (~make_pad_mask(token_len)).unsqueeze(-1).to(embedding)
-        h, h_masks = flow.encoder(flow.input_embedding(token.long()) * mask, token_len)
-        mel_len1 = prompt_feat.shape[1]
-        mel_len2 = h.shape[1] - mel_len1
-        h = flow.encoder_proj(h)
-        cond = torch.zeros(1, mel_len1 + mel_len2, flow.output_size, device=self.device,
-                           dtype=h.dtype)
-        cond[:, :mel_len1] = prompt_feat
-        cond = cond.transpose(1, 2)
-        mask = (~make_pad_mask(h_masks.sum(dim=-1).squeeze(dim=-1))).unsqueeze(1).to(h)
-        mu = h.transpose(1, 2).contiguous()
-        z = self._noise_for(mel_len1, start_frame, start_frame + mel_len2).to(mu.dtype)
-        cfm = flow.decoder
-        t_span = torch.linspace(0, 1, self.n_timesteps + 1, device=self.device, dtype=mu.dtype)
-        if self.meanflow:
-            # CausalConditionalCFM.basic_euler, without its print and progress bar.
-            x = z
-            for t, r in zip(t_span[:-1], t_span[1:], strict=True):
-                t, r = t[None], r[None]
-                dxdt = cfm.estimator.forward(x, mask=mask, mu=mu, t=t, spks=embedding,
-                                             cond=cond, r=r)
-                x = x + (r - t) * dxdt
-            feat = x
-        else:
-            if cfm.t_scheduler == "cosine":
-                t_span = 1 - torch.cos(t_span * 0.5 * torch.pi)
-            feat = cfm.solve_euler(z, t_span=t_span, mu=mu, mask=mask, spks=embedding,
-                                   cond=cond, meanflow=False)
-        return feat[:, :, mel_len1:]
+    def frames_for(self, tokens: int) -> int:
+        """Mel frames S3Gen makes for ``tokens`` speech tokens."""
+        return max(MEL_PER_TOKEN * tokens - self._short, 0)
 
     def decode(self, tokens: list[int], final: bool) -> DecodedChunk | None:
-        """Audio for the frames of ``tokens`` not emitted yet; None if none are ready.
+        """Audio for the frames of ``tokens`` ready to come out; None if none are.
 
-        ``tokens`` is every token of the utterance so far (the decoder reads a window of
-        them). Non-final calls leave the look-ahead frames; the final call emits the rest.
+        ``tokens`` is every token of the utterance so far. Non-final calls commit frames
+        ``lookahead`` tokens behind the newest; the final call commits and emits the rest.
         """
         n = len(tokens)
-        target = max(MEL_PER_TOKEN * (n if final else n - LOOKAHEAD) - self._short, 0)
-        if target <= self.frames_done:
+        target = self.frames_for(n if final else n - self.lookahead)
+        new = torch.zeros(1, 80, 0, device=self.device, dtype=self.dtype)
+        if target > self.committed:
+            with torch.inference_mode():
+                new = self._commit(tokens, target, final)
+        elif not final:
             return None
-        first_token = max(self.frames_done // MEL_PER_TOKEN - self.context_tokens, 0)
-        start_frame = MEL_PER_TOKEN * first_token
-        with torch.inference_mode():
-            window = torch.tensor([tokens[first_token:]], dtype=torch.long, device=self.device)
-            mel = self._flow(window, start_frame)
-            new_mel = mel[:, :, self.frames_done - start_frame : target - start_frame]
-            new_mel = new_mel.to(self.dtype)
-            mel_in = torch.cat([self._mel_tail, new_mel], dim=2)
-            overlap = self._mel_tail.shape[2] * SAMPLES_PER_FRAME
-            wav, source = self.s3gen.hift_inference(mel_in, self._source_tail)
-            if self.frames_done == 0:
-                # As S3Token2Wav.inference: fade in to cut spill-over from the prompt.
-                fade = self.s3gen.trim_fade
-                k = min(len(fade), wav.shape[1])
-                wav[:, :k] *= fade[:k]
-            keep = min(self.overlap_frames, mel_in.shape[2])
-            self._mel_tail = mel_in[:, :, mel_in.shape[2] - keep :]
-            self._source_tail = source[:, :, source.shape[2] - keep * SAMPLES_PER_FRAME :]
-            samples = wav.squeeze(0).float().cpu().numpy()
-        self.frames_done = target
-        return DecodedChunk(samples, overlap)
+        return self.vocoder.push(new, final)
+
+    def _commit(self, tokens: list[int], target: int, final: bool) -> torch.Tensor:
+        first_token = 0
+        if self.context_tokens is not None:
+            first_token = max(self.committed // MEL_PER_TOKEN - self.context_tokens, 0)
+        start = MEL_PER_TOKEN * first_token
+        window = torch.tensor([tokens[first_token:]], dtype=torch.long, device=self.device)
+        end = self.frames_for(len(tokens))
+        z = torch.cat([self._prompt_noise, self._noise.get(start, end)[None]], dim=2)
+        mel = flow_mel(self.s3gen, self.ref, window, z, meanflow=self.meanflow,
+                       n_timesteps=self.n_timesteps, final=final).to(self.dtype)
+        new = mel[:, :, self.committed - start : target - start].clone()
+        k = min(self.blend_frames, self._pending.shape[2], new.shape[2])
+        if k:
+            # Raised cosine from the previous run's provisional frames to this run's.
+            w = 0.5 * (1 + torch.cos(math.pi * (torch.arange(k) + 0.5) / k))
+            w = w.to(new)
+            new[:, :, :k] = w * self._pending[:, :, :k] + (1 - w) * new[:, :, :k]
+        self._pending = mel[:, :, target - start :]
+        self.committed = target
+        if self.context_tokens is not None:
+            self._noise.release(MEL_PER_TOKEN * max(target // MEL_PER_TOKEN
+                                                    - self.context_tokens, 0))
+        return new

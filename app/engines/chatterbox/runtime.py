@@ -44,11 +44,9 @@ class Plan:
         if max_tokens is not None:
             sampling = dataclasses.replace(sampling, max_new_tokens=max_tokens)
         turbo = family == "turbo"
+        # Every stream draws from its own generators seeded with this (never torch's global
+        # one), so a seed gives the library's tokens whatever else runs.
         seed = params.seed if params.seed is not None else random.randrange(2**31)
-        if params.seed is not None:
-            # The library samples from torch's global generator: the same seed gives the
-            # same tokens as its own loop (when no other stream interleaves).
-            torch.manual_seed(params.seed)
         return cls(
             family=family,
             sampling=sampling,
@@ -88,6 +86,12 @@ def text_tokens(model: Any, family: str, text: str, language: str) -> torch.Tens
     return tokens.to(model.device)
 
 
+def token_generator(device: Any, seed: int) -> torch.Generator:
+    """The stream's sampling generator: on the model's device, as the library's global
+    generator is after ``torch.manual_seed(seed)``, so the draws are the same."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def token_stream(
     model: Any,
     family: str,
@@ -99,13 +103,15 @@ def token_stream(
     alignment: Any = None,
 ) -> Iterator[int]:
     tokens = text_tokens(model, family, text, language)
+    generator = token_generator(model.t3.device, plan.seed)
     if family == "turbo":
-        return turbo_tokens(model.t3, t3_cond, tokens, plan.sampling, stop)
+        return turbo_tokens(model.t3, t3_cond, tokens, plan.sampling, stop, generator)
     analyzer = None
     if alignment is not None:
         len_cond = _cond_length(model.t3, t3_cond)
         analyzer = request_analyzer(alignment, len_cond, tokens.shape[1])
-    return standard_tokens(model.t3, t3_cond, tokens, plan.sampling, stop, analyzer)
+    return standard_tokens(model.t3, t3_cond, tokens, plan.sampling, stop, analyzer,
+                           generator)
 
 
 def new_decoder(model: Any, voice_conds: Any, plan: Plan) -> StreamingDecoder:
@@ -114,7 +120,7 @@ def new_decoder(model: Any, voice_conds: Any, plan: Plan) -> StreamingDecoder:
         voice_conds.gen,
         meanflow=plan.family == "turbo",
         n_timesteps=plan.decoder_steps,
-        generator=torch.Generator().manual_seed(plan.seed),
+        seed=plan.seed,
     )
 
 

@@ -13,6 +13,12 @@ keeps the invalid speech tokens (start token, padding ids) from ever being sampl
 Turbo's GPT-2 has absolute positions over the whole sequence (conditioning and text
 included), so its EOS position also moves with the text and prompt length.
 
+The vocoder is voiced: a random f0 predictor outputs a few hundredths of a hertz, below
+HiFT's 10 Hz voicing threshold, so every frame would be unvoiced noise and no seam in
+the sine source could show. The builder sets the predictor's last (linear) layer so that
+f0 is about 165 Hz plus 40 Hz times a fixed projection of its features, normalised on the
+flow's own output: speech-range pitch (roughly 80-250 Hz) that varies with the mel.
+
 The multilingual checkpoint has the files ``ChatterboxMultilingualTTS.from_local`` reads
 (``ve.pt``, ``t3_mtl23ls_v2.safetensors``, ``s3gen.pt``, the grapheme tokenizer
 ``grapheme_mtl_merged_expanded_v1.json``, ``conds.pt``) plus a few-entry
@@ -140,6 +146,40 @@ def _shape_t3(t3, eos_from: int, positions, seed: int) -> None:
             t3.speech_head.bias[6561:] = 0.0
 
 
+F0_CENTER_HZ = 165.0
+F0_SPREAD_HZ = 40.0
+
+
+def _voice_f0(s3gen, model, seed: int) -> None:
+    """Make ``s3gen``'s f0 predictor output speech-range pitch on the flow's own mel.
+
+    The statistics come from one short flow run of the loaded model (same weights) on the
+    built-in voice's own tokens, so f0 is centred on what the vocoder will really see.
+    """
+    import torch
+
+    from app.engines.chatterbox.decoder import flow_mel
+
+    rng = torch.Generator().manual_seed(seed + 2)
+    ref = dict(model.conds.gen)
+    ref["prompt_token"] = torch.atleast_2d(ref["prompt_token"])[:, :10]
+    ref["prompt_feat"] = ref["prompt_feat"][:, :20]
+    tokens = torch.atleast_2d(model.conds.gen["prompt_token"])[:, 10:70]
+    z = torch.randn(1, 80, 2 * (10 + tokens.shape[1]), generator=rng)
+    with torch.inference_mode():
+        mel = flow_mel(model.s3gen, ref, tokens, z, meanflow=model.s3gen.meanflow,
+                       n_timesteps=2)
+        feats = model.s3gen.mel2wav.f0_predictor.condnet(mel)[0]  # (512, frames)
+    direction = torch.randn(feats.shape[0], generator=rng)
+    direction = direction / direction.norm()
+    proj = direction @ feats
+    mean, std = float(proj.mean()), float(proj.std())
+    classifier = s3gen.mel2wav.f0_predictor.classifier
+    with torch.no_grad():
+        classifier.weight.copy_((F0_SPREAD_HZ / std) * direction[None])
+        classifier.bias.fill_(F0_CENTER_HZ - F0_SPREAD_HZ * mean / std)
+
+
 def _mtl_vocab() -> tuple[list[str], list[str]]:
     """(special tokens, single characters) of the tiny multilingual grapheme tokenizer."""
     specials = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]", "[START]"]
@@ -224,12 +264,13 @@ def build_tiny_checkpoint(
     def state(module) -> dict:
         return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
 
+    s3gen = S3Gen(meanflow=turbo)
     if mtl:  # the multilingual loader reads plain torch state dicts for these two
         torch.save(state(VoiceEncoder()), out / MTL_FILES["ve"])
-        torch.save(state(S3Gen()), out / MTL_FILES["s3gen"])
+        torch.save(state(s3gen), out / MTL_FILES["s3gen"])
     else:
         save_file(state(VoiceEncoder()), str(out / "ve.safetensors"))
-        save_file(state(S3Gen(meanflow=turbo)),
+        save_file(state(s3gen),
                   str(out / ("s3gen_meanflow.safetensors" if turbo else "s3gen.safetensors")))
     with backbone_config(name, cfg):
         if turbo:
@@ -257,6 +298,13 @@ def build_tiny_checkpoint(
     model = load_model(family, out, "cpu")
     model.prepare_conditionals(str(clip_path), exaggeration=0.5)
     model.conds.save(out / "conds.pt")
+
+    _voice_f0(s3gen, model, seed)
+    if mtl:
+        torch.save(state(s3gen), out / MTL_FILES["s3gen"])
+    else:
+        save_file(state(s3gen),
+                  str(out / ("s3gen_meanflow.safetensors" if turbo else "s3gen.safetensors")))
 
     # Shape EOS now that the conditioning length is known (Turbo positions are absolute).
     if turbo:

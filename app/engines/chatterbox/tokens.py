@@ -5,6 +5,11 @@ These generators make the same calls in the same order (so a seeded run samples 
 tokens as the library), but yield each valid speech token as soon as it is sampled and
 check a stop event before every step, so a closed stream stops within one step.
 
+Sampling draws from the stream's own ``torch.Generator`` (on the model's device), never
+from torch's global one: seeded like the library's global generator it gives the
+library's tokens, and streams that interleave (or a vocoder that draws noise between
+steps) cannot shift each other's samples.
+
 Each step runs in its own ``torch.inference_mode()`` block instead of one block around the
 generator: generators of different streams interleave on the worker thread, and a
 context manager held open across ``yield`` would be restored out of order.
@@ -59,6 +64,7 @@ def standard_tokens(
     sampling: Sampling,
     stop: threading.Event,
     analyzer: Any = None,
+    generator: torch.Generator | None = None,
 ) -> Iterator[int]:
     """The standard / multilingual T3 loop (``T3.inference``), CFG batch of two when w > 0.
 
@@ -105,7 +111,8 @@ def standard_tokens(
             if sampling.temperature != 1.0:
                 logits = logits / sampling.temperature
             logits = top_p(ids, min_p(ids, logits))
-            token = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1)
+            token = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1,
+                                      generator=generator)
             generated = torch.cat([generated, token], dim=1)
             value = int(token.item())
             if value == hp.stop_speech_token:
@@ -129,6 +136,7 @@ def turbo_tokens(
     text_tokens: torch.Tensor,
     sampling: Sampling,
     stop: threading.Event,
+    generator: torch.Generator | None = None,
 ) -> Iterator[int]:
     """The Turbo T3 loop (``T3.inference_turbo``): batch of one, GPT-2 positions, no CFG.
 
@@ -164,7 +172,8 @@ def turbo_tokens(
             processed = procs(history, logits)
             if step > 0 and torch.all(processed == -float("inf")):
                 return
-            token = torch.multinomial(F.softmax(processed, dim=-1), num_samples=1)
+            token = torch.multinomial(F.softmax(processed, dim=-1), num_samples=1,
+                                      generator=generator)
             history = token if step == 0 else torch.cat([history, token], dim=1)
             value = int(token.item())
         if step > 0 and value == hp.stop_speech_token:

@@ -1,0 +1,430 @@
+"""Chatterbox streaming fidelity: streamed speech against the one-shot of the same tokens.
+
+For each family: a seeded stream through the engine gives the tokens (and must give the
+library's own ``generate()`` tokens for that seed); then, with those tokens and one fixed
+flow noise, the streaming decoder is compared with the one-shot path, and so is the old
+decoder (kept here, not in the service, as the baseline measured in the same run).
+
+Figures per family (under ``families``):
+
+- ``mel_committed_snr_db``: every committed mel frame against the library's one-shot flow
+  (``baseline_mel_committed_snr_db``: the same for the old decoder);
+- ``snr_seam_db`` / ``snr_away_db``: the streamed waveform (chunks stitched by the
+  service's crossfader) against one vocoder pass over the same committed mel, in windows
+  around the seams and away from them, excitation noise off;
+- ``excitation_seam_jump_ratio``: the largest per-sample step of the vocoder's source
+  across a seam over the largest step inside the chunks (about 1 when continuous);
+- ``tokens_match_library``: the engine's seeded tokens equal ``generate()``'s.
+
+``baseline`` holds the old decoder's vocoder figures, ``stream`` the chunking.
+
+    python benchmarks/chatterbox_fidelity.py --tiny            # CPU, tiny test checkpoints
+    python benchmarks/chatterbox_fidelity.py --device cuda     # GPU, real weights: + WAVs
+
+Without ``--tiny`` it also writes ``<family>_streamed.wav``, ``<family>_one_shot.wav`` and
+``<family>_difference.wav`` (excitation noise on, as served) under ``--wav-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from app.config import Settings  # noqa: E402
+from app.engines.base import AudioChunk, SynthesisParams  # noqa: E402
+from app.presets import PRESETS  # noqa: E402
+
+TEXT = "Thanks for calling! Your appointment is confirmed for Tuesday at three thirty."
+PRESET = {"turbo": "adaptive", "standard": "realtime", "multilingual": "realtime"}
+SR = 24000
+FRAME = 480
+SEAM_WINDOW = 2 * FRAME  # samples either side of a crossfade counted as "at the seam"
+S3GEN_SIL = 4299
+
+
+# --- the old decoder (before the seams issue), kept only to measure against ---
+class BaselineDecoder:
+    """The previous method: a 48-token window, 3 tokens of look-ahead, no blending, and
+    the library's vocoder re-run over 4 cached frames with ``cache_source``."""
+
+    def __init__(self, s3gen: Any, ref: dict, z: Any, *, meanflow: bool, n_timesteps: int,
+                 source_seed: int) -> None:
+        import torch
+
+        self.s3gen, self.ref, self.z = s3gen, ref, z
+        self.meanflow, self.n_timesteps, self.source_seed = meanflow, n_timesteps, source_seed
+        prompt_tokens = torch.atleast_2d(ref["prompt_token"]).shape[1]
+        self.prompt_frames = ref["prompt_feat"].shape[1]
+        self.short = self.prompt_frames - 2 * prompt_tokens
+        self.done = 0
+        self.mel_tail = torch.zeros(1, 80, 0)
+        self.source_tail = torch.zeros(1, 1, 0)
+
+    def decode(self, tokens: list[int], final: bool) -> tuple[Any, Any] | None:
+        import torch
+
+        from app.engines.chatterbox.decoder import flow_mel
+
+        n = len(tokens)
+        target = max(2 * (n if final else n - 3) - self.short, 0)
+        if target <= self.done:
+            return None
+        first = max(self.done // 2 - 48, 0)
+        start = 2 * first
+        p = self.prompt_frames
+        z = torch.cat([self.z[:, :, :p], self.z[:, :, p + start :]], dim=2)
+        with torch.inference_mode():
+            window = torch.tensor([tokens[first:]], dtype=torch.long)
+            mel = flow_mel(self.s3gen, self.ref, window.to(self.s3gen.device), z,
+                           meanflow=self.meanflow, n_timesteps=self.n_timesteps)
+            new = mel[:, :, self.done - start : target - start]
+            mel_in = torch.cat([self.mel_tail.to(new), new], dim=2)
+            overlap = self.mel_tail.shape[2] * FRAME
+            # The same harmonic phases every call, so only the restart shows.
+            with _forked_rng(self.source_seed):
+                wav, source = self.s3gen.hift_inference(mel_in, self.source_tail.to(new))
+            if self.done == 0:
+                fade = self.s3gen.trim_fade
+                k = min(len(fade), wav.shape[1])
+                wav[:, :k] *= fade[:k]
+            self.mel_tail = mel_in[:, :, -min(4, mel_in.shape[2]) :]
+            self.source_tail = source[:, :, source.shape[2] - self.mel_tail.shape[2] * FRAME :]
+        self.done = target
+        chunk = AudioChunk(wav[0].float().cpu().numpy(), overlap)
+        return chunk, (new, source[0, 0].float().cpu().numpy())
+
+
+@contextlib.contextmanager
+def _forked_rng(seed: int) -> Iterator[None]:
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_sine_noise(hift: Any) -> Iterator[None]:
+    """The library's voiced excitation noise off (its unvoiced noise has no switch)."""
+    sine = hift.m_source.l_sin_gen
+    saved, sine.noise_std = sine.noise_std, 0.0
+    try:
+        yield
+    finally:
+        sine.noise_std = saved
+
+
+# --- measures ---
+def snr_db(test: np.ndarray, ref: np.ndarray) -> float:
+    err = float(np.sum((np.asarray(test, np.float64) - ref) ** 2))
+    power = float(np.sum(np.asarray(ref, np.float64) ** 2))
+    return math.inf if err == 0 else 10 * math.log10(power / err)
+
+
+def stitch(chunks: list[AudioChunk]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The service's crossfade of ``chunks``, and each seam as (crossfade start, end)."""
+    from app.audio.crossfade import Crossfader
+
+    fader = Crossfader(max(c.overlap for c in chunks))
+    out, seams, pos = [], [], 0
+    for c in chunks:
+        if pos and c.overlap:
+            seams.append((pos - c.overlap, pos))
+        out.append(fader.push(c))
+        pos += len(c.samples) - c.overlap
+    out.append(fader.flush())
+    return np.concatenate(out), seams
+
+
+def seam_snrs(streamed: np.ndarray, ref: np.ndarray, seams: list[tuple[int, int]]
+              ) -> tuple[float, float]:
+    at = np.zeros(len(ref), dtype=bool)
+    for a, b in seams:
+        at[max(a - SEAM_WINDOW, 0) : b + SEAM_WINDOW] = True
+    return snr_db(streamed[at], ref[at]), snr_db(streamed[~at], ref[~at])
+
+
+def jump_ratio(excitations: list[np.ndarray]) -> float:
+    """Largest step across a seam over the largest step inside the chunks."""
+    steps = [np.abs(np.diff(e)) for e in excitations if len(e) > 1]
+    inside = max(float(s.max()) for s in steps)
+    across = max(abs(float(b[0]) - float(a[-1]))
+                 for a, b in zip(excitations[:-1], excitations[1:], strict=True))
+    return across / inside
+
+
+# --- tokens ---
+@contextlib.contextmanager
+def record_decodes() -> Iterator[dict[int, list[int]]]:
+    """Record the tokens each StreamingDecoder gets at its final decode (by decoder)."""
+    from app.engines.chatterbox.decoder import StreamingDecoder
+
+    seen: dict[int, list[int]] = {}
+    original = StreamingDecoder.decode
+
+    def decode(self: Any, tokens: list[int], final: bool) -> Any:
+        if final:
+            seen[id(self)] = list(tokens)
+        return original(self, tokens, final)
+
+    StreamingDecoder.decode = decode  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        StreamingDecoder.decode = original  # type: ignore[method-assign]
+
+
+async def engine_tokens(engine: Any, voice: Any, text: str, preset: str, seed: int
+                        ) -> list[int]:
+    """What a seeded stream through the engine hands to S3Gen (one sentence)."""
+    with record_decodes() as seen:
+        params = SynthesisParams(preset=PRESETS[preset], seed=seed)
+        async for _ in engine.stream(text, voice, params):
+            pass
+    (tokens,) = seen.values()
+    return tokens
+
+
+class _Captured(Exception):
+    pass
+
+
+def library_tokens(model: Any, family: str, conds: Any, text: str, preset: str,
+                   seed: int) -> list[int]:
+    """The tokens the library's own ``generate()`` hands to S3Gen for ``seed``."""
+    import torch
+
+    p = PRESETS[preset]
+    kwargs: dict[str, Any] = {"temperature": p.temperature}
+    if family != "turbo":
+        kwargs |= {"exaggeration": p.exaggeration, "cfg_weight": p.cfg_weight}
+    if family == "multilingual":
+        kwargs["language_id"] = "en"
+    got: list[int] = []
+
+    def capture(*_: Any, speech_tokens: Any, **__: Any) -> Any:
+        got.extend(int(t) for t in torch.atleast_1d(speech_tokens).flatten())
+        raise _Captured
+
+    saved_conds, saved_inference = model.conds, model.s3gen.inference
+    model.conds = copy.copy(conds)  # generate() may replace conds.t3: never the voice's
+    model.s3gen.inference = capture
+    try:
+        torch.manual_seed(seed)
+        with contextlib.suppress(_Captured):
+            model.generate(text, **kwargs)
+    finally:
+        model.conds, model.s3gen.inference = saved_conds, saved_inference
+    return got
+
+
+# --- one family ---
+def one_shot_mel(s3gen: Any, ref: dict, tokens: list[int], z: Any, *, meanflow: bool,
+                 steps: int, noise_seed: int) -> Any:
+    """The library's flow over every token, starting from ``z`` (prompt part included)."""
+    import torch
+
+    p = ref["prompt_feat"].shape[1]
+    tok = torch.tensor([tokens], dtype=torch.long, device=s3gen.device)
+    with _forked_rng(noise_seed), torch.inference_mode(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        mel, _ = s3gen.flow.inference(
+            token=tok, token_len=torch.tensor([tok.shape[1]], device=s3gen.device),
+            finalize=True, n_timesteps=steps, noised_mels=z[:, :, p:].to(s3gen.device),
+            meanflow=meanflow, **ref)
+    return mel
+
+
+def fixed_noise(ref: dict, frames: int, noise_seed: int) -> Any:
+    """What the library's flow draws as ``randn_like(mu)`` after ``manual_seed(noise_seed)``."""
+    import torch
+
+    with _forked_rng(noise_seed):
+        return torch.randn(1, 80, ref["prompt_feat"].shape[1] + frames)
+
+
+def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
+                   seed: int = 7, noise_seed: int = 1234, wav_dir: Path | None = None) -> dict:
+    """All figures for ``engine``'s family (see the module docstring)."""
+    import torch
+
+    from app.engines.chatterbox.decoder import StreamingDecoder
+    from app.engines.chatterbox.vocoder import StreamingVocoder
+
+    family = engine.family
+    preset = preset or PRESET[family]
+    model = engine._model
+    voice = asyncio.run(engine.prepare_voice(None))
+    ref = voice.data.gen
+    tokens = asyncio.run(engine_tokens(engine, voice, text, preset, seed))
+    library = library_tokens(model, family, voice.data, text, preset, seed)
+    speech = tokens[:-3] if family == "turbo" else tokens  # Turbo's final adds S3GEN_SIL
+    first, later = PRESETS[preset].chunk_sizes()
+    triggers = list(range(first, len(speech) + 1, later))
+    meanflow = family == "turbo"
+    steps = 2 if meanflow else PRESETS[preset].decoder_steps
+    s3gen = model.s3gen
+    z = fixed_noise(ref, 2 * len(tokens), noise_seed)
+    target = one_shot_mel(s3gen, ref, tokens, z, meanflow=meanflow, steps=steps,
+                          noise_seed=noise_seed)[0].float().cpu().numpy()
+
+    # The service's decoder, excitation noise off, committed mel recorded.
+    decoder = StreamingDecoder(s3gen, ref, meanflow=meanflow, n_timesteps=steps, seed=seed,
+                               excitation_noise=False, noise=z)
+    pushes: list[tuple[Any, bool]] = []
+    push = decoder.vocoder.push
+    decoder.vocoder.push = lambda mel, final: (pushes.append((mel, final)),  # type: ignore
+                                               push(mel, final))[1]
+    chunks = [c for c in (decoder.decode(speech[:n], False) for n in triggers) if c]
+    last = decoder.decode(tokens, True)
+    chunks += [last] if last else []
+    committed = torch.cat([m for m, _ in pushes], dim=2)[0].float().cpu().numpy()
+    streamed, seams = stitch([AudioChunk(c.samples, c.overlap) for c in chunks])
+    one_pass = StreamingVocoder(s3gen.mel2wav, trim_fade=s3gen.trim_fade, noise=False,
+                                generator=torch.Generator().manual_seed(seed + 1))
+    whole = one_pass.push(torch.cat([m for m, _ in pushes], dim=2), True)
+    assert whole is not None
+    seam_db, away_db = seam_snrs(streamed, whole.samples, seams)
+
+    # The old decoder on the same tokens and noise.
+    base = BaselineDecoder(s3gen, ref, z, meanflow=meanflow, n_timesteps=steps,
+                           source_seed=seed)
+    with _quiet_sine_noise(s3gen.mel2wav):
+        outs = [o for o in (base.decode(speech[:n], False) for n in triggers) if o]
+        outs += [o for o in [base.decode(tokens, True)] if o]
+        base_mel = torch.cat([new for _, (new, _) in outs], dim=2)
+        with _forked_rng(seed), torch.inference_mode():
+            base_whole, _ = s3gen.hift_inference(base_mel, None)
+    base_streamed, base_seams = stitch([c for c, _ in outs])
+    base_whole = base_whole[0].float().cpu().numpy()
+    base_whole[: len(s3gen.trim_fade)] *= s3gen.trim_fade.cpu().numpy()
+    base_seam_db, base_away_db = seam_snrs(base_streamed, base_whole, base_seams)
+    base_exc = [src[c.overlap :] for c, (_, src) in outs]
+
+    result = {
+        "preset": preset,
+        "tokens": len(tokens),
+        "mel_committed_snr_db": snr_db(committed, target),
+        "baseline_mel_committed_snr_db": snr_db(base_mel[0].float().cpu().numpy(), target),
+        "snr_seam_db": seam_db,
+        "snr_away_db": away_db,
+        "excitation_seam_jump_ratio": jump_ratio([c.excitation[c.overlap :] for c in chunks]),
+        "tokens_match_library": tokens == library,
+        "baseline": {"snr_seam_db": base_seam_db, "snr_away_db": base_away_db,
+                     "excitation_seam_jump_ratio": jump_ratio(base_exc)},
+        "stream": {"chunks": len(chunks), "seams": len(seams),
+                   "first_chunk_ms": 1000 * (len(chunks[0].samples)) / SR,
+                   "audio_s": len(streamed) / SR},
+    }
+    if wav_dir is not None:
+        write_wavs(wav_dir, family, pushes, s3gen, seed)
+    return result
+
+
+def write_wavs(wav_dir: Path, family: str, pushes: list, s3gen: Any, seed: int) -> None:
+    """Streamed, one-shot and difference WAVs of the same mel, excitation noise on."""
+    import soundfile as sf
+    import torch
+
+    from app.engines.chatterbox.vocoder import StreamingVocoder
+
+    def vocoder() -> StreamingVocoder:
+        return StreamingVocoder(s3gen.mel2wav, trim_fade=s3gen.trim_fade,
+                                generator=torch.Generator().manual_seed(seed + 1))
+
+    stream = vocoder()
+    chunks = [c for c in (stream.push(m, f) for m, f in pushes) if c]
+    streamed, _ = stitch([AudioChunk(c.samples, c.overlap) for c in chunks])
+    whole = vocoder().push(torch.cat([m for m, _ in pushes], dim=2), True)
+    assert whole is not None
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for name, audio in (("streamed", streamed), ("one_shot", whole.samples),
+                        ("difference", streamed - whole.samples)):
+        sf.write(str(wav_dir / f"{family}_{name}.wav"), audio, SR)
+
+
+# --- command line ---
+def load_engine(family: str, ckpt: Path | None, device: str) -> Any:
+    from app.engines.chatterbox import ChatterboxEngine
+
+    settings = Settings(_env_file=None, chatterbox_model=family, chatterbox_ckpt_dir=ckpt,
+                        chatterbox_device=device)
+    engine = ChatterboxEngine(settings)
+    asyncio.run(engine.load())
+    return engine
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--families", default="turbo,standard")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny random-weight checkpoints on CPU (no WAVs)")
+    p.add_argument("--ckpt-dir", type=Path, default=None,
+                   help="local checkpoint for every listed family (default: HF download, "
+                   "or with --tiny a fresh tiny checkpoint)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--text", default=TEXT)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", type=Path,
+                   default=Path(__file__).parent / "results" / "chatterbox_fidelity.json")
+    p.add_argument("--wav-dir", type=Path,
+                   default=Path(__file__).parent / "results" / "fidelity")
+    args = p.parse_args(argv)
+    args.families = [f for f in args.families.split(",") if f]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    device = "cpu" if args.tiny else args.device
+    if not torch.cuda.is_available():
+        torch.set_num_threads(min(os.cpu_count() or 1, 4))
+    report: dict[str, Any] = {"settings": {"tiny": args.tiny, "device": device,
+                                           "seed": args.seed, "text": args.text},
+                              "families": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in args.families:
+            ckpt = args.ckpt_dir
+            if args.tiny and ckpt is None:
+                from app.engines.chatterbox.tiny import build_tiny_checkpoint
+
+                ckpt = build_tiny_checkpoint(family, Path(tmp) / family)
+            engine = load_engine(family, ckpt, device)
+            try:
+                entry = measure_family(engine, text=args.text, seed=args.seed,
+                                       wav_dir=None if args.tiny else args.wav_dir)
+            finally:
+                asyncio.run(engine.aclose())
+            report["families"][family] = entry
+            print(f"{family:10s} mel committed {entry['mel_committed_snr_db']:6.1f} dB "
+                  f"(baseline {entry['baseline_mel_committed_snr_db']:5.1f})  "
+                  f"seam {entry['snr_seam_db']:6.1f} dB away {entry['snr_away_db']:6.1f} dB  "
+                  f"jump {entry['excitation_seam_jump_ratio']:.2f} "
+                  f"(baseline {entry['baseline']['excitation_seam_jump_ratio']:.2f})  "
+                  f"tokens match {entry['tokens_match_library']}", flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
