@@ -51,7 +51,8 @@ from app.engines.base import AudioChunk, SynthesisParams  # noqa: E402
 from app.presets import PRESETS  # noqa: E402
 
 TEXT = "Thanks for calling! Your appointment is confirmed for Tuesday at three thirty."
-PRESET = {"turbo": "adaptive", "standard": "realtime", "multilingual": "realtime"}
+# Turbo: the call-agent preset; standard: 24-token chunks keep the CFG flow cheap on CPU.
+PRESET = {"turbo": "adaptive", "standard": "balanced", "multilingual": "balanced"}
 SR = 24000
 FRAME = 480
 SEAM_WINDOW = 2 * FRAME  # samples either side of a crossfade counted as "at the seam"
@@ -144,7 +145,7 @@ def stitch(chunks: list[AudioChunk]) -> tuple[np.ndarray, list[tuple[int, int]]]
     fader = Crossfader(max(c.overlap for c in chunks))
     out, seams, pos = [], [], 0
     for c in chunks:
-        if pos and c.overlap:
+        if pos:
             seams.append((pos - c.overlap, pos))
         out.append(fader.push(c))
         pos += len(c.samples) - c.overlap
@@ -280,25 +281,30 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
     meanflow = family == "turbo"
     steps = 2 if meanflow else PRESETS[preset].decoder_steps
     s3gen = model.s3gen
-    z = fixed_noise(ref, 2 * len(tokens), noise_seed)
+    short = ref["prompt_feat"].shape[1] - 2 * torch.atleast_2d(ref["prompt_token"]).shape[1]
+    z = fixed_noise(ref, 2 * len(tokens) - short, noise_seed)
     target = one_shot_mel(s3gen, ref, tokens, z, meanflow=meanflow, steps=steps,
                           noise_seed=noise_seed)[0].float().cpu().numpy()
 
     # The service's decoder, excitation noise off, committed mel recorded.
     decoder = StreamingDecoder(s3gen, ref, meanflow=meanflow, n_timesteps=steps, seed=seed,
                                excitation_noise=False, noise=z)
-    pushes: list[tuple[Any, bool]] = []
+    pushes: list[tuple[Any, bool, Any]] = []
     push = decoder.vocoder.push
-    decoder.vocoder.push = lambda mel, final: (pushes.append((mel, final)),  # type: ignore
-                                               push(mel, final))[1]
+
+    def record(mel: Any, final: bool, ahead: Any = None) -> Any:
+        pushes.append((mel, final, ahead))
+        return push(mel, final, ahead)
+
+    decoder.vocoder.push = record  # type: ignore[method-assign]
     chunks = [c for c in (decoder.decode(speech[:n], False) for n in triggers) if c]
     last = decoder.decode(tokens, True)
     chunks += [last] if last else []
-    committed = torch.cat([m for m, _ in pushes], dim=2)[0].float().cpu().numpy()
+    committed = torch.cat([m for m, _, _ in pushes], dim=2)[0].float().cpu().numpy()
     streamed, seams = stitch([AudioChunk(c.samples, c.overlap) for c in chunks])
     one_pass = StreamingVocoder(s3gen.mel2wav, trim_fade=s3gen.trim_fade, noise=False,
                                 generator=torch.Generator().manual_seed(seed + 1))
-    whole = one_pass.push(torch.cat([m for m, _ in pushes], dim=2), True)
+    whole = one_pass.push(torch.cat([m for m, _, _ in pushes], dim=2), True)
     assert whole is not None
     seam_db, away_db = seam_snrs(streamed, whole.samples, seams)
 
@@ -317,6 +323,9 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
     base_seam_db, base_away_db = seam_snrs(base_streamed, base_whole, base_seams)
     base_exc = [src[c.overlap :] for c, (_, src) in outs]
 
+    with torch.inference_mode():
+        mel_t = torch.from_numpy(target)[None].to(s3gen.device, s3gen.dtype)
+        f0 = s3gen.mel2wav.f0_predictor(mel_t)[0].float().cpu().numpy()
     result = {
         "preset": preset,
         "tokens": len(tokens),
@@ -328,6 +337,8 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
         "tokens_match_library": tokens == library,
         "baseline": {"snr_seam_db": base_seam_db, "snr_away_db": base_away_db,
                      "excitation_seam_jump_ratio": jump_ratio(base_exc)},
+        "f0_hz": {"p5": float(np.percentile(f0, 5)), "p95": float(np.percentile(f0, 95)),
+                  "std": float(np.std(f0))},
         "stream": {"chunks": len(chunks), "seams": len(seams),
                    "first_chunk_ms": 1000 * (len(chunks[0].samples)) / SR,
                    "audio_s": len(streamed) / SR},
@@ -349,14 +360,50 @@ def write_wavs(wav_dir: Path, family: str, pushes: list, s3gen: Any, seed: int) 
                                 generator=torch.Generator().manual_seed(seed + 1))
 
     stream = vocoder()
-    chunks = [c for c in (stream.push(m, f) for m, f in pushes) if c]
+    chunks = [c for c in (stream.push(m, f, a) for m, f, a in pushes) if c]
     streamed, _ = stitch([AudioChunk(c.samples, c.overlap) for c in chunks])
-    whole = vocoder().push(torch.cat([m for m, _ in pushes], dim=2), True)
+    whole = vocoder().push(torch.cat([m for m, _, _ in pushes], dim=2), True)
     assert whole is not None
     wav_dir.mkdir(parents=True, exist_ok=True)
     for name, audio in (("streamed", streamed), ("one_shot", whole.samples),
                         ("difference", streamed - whole.samples)):
         sf.write(str(wav_dir / f"{family}_{name}.wav"), audio, SR)
+
+
+def flow_cost(engine: Any, lengths: list[int], repeats: int = 2) -> list[dict]:
+    """Seconds for one chunk's flow run after ``n`` tokens: the whole prefix (this
+    decoder) against the old 48-token window (48 + 24 new + 3 look-ahead tokens)."""
+    import time
+
+    import torch
+
+    from app.engines.chatterbox.decoder import flow_mel
+
+    model, family = engine._model, engine.family
+    ref = asyncio.run(engine.prepare_voice(None)).data.gen
+    meanflow = family == "turbo"
+    steps = 2 if meanflow else PRESETS[PRESET[family]].decoder_steps
+    rows = []
+    for n in lengths:
+        row: dict[str, Any] = {"tokens": n}
+        for name, count in (("whole_prefix_s", n), ("window_48_s", min(n, 75))):
+            tokens = torch.randint(0, 6561, (1, count), generator=torch.Generator()
+                                   .manual_seed(n)).to(model.s3gen.device)
+            z = fixed_noise(ref, 2 * count, n)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    flow_mel(model.s3gen, ref, tokens, z, meanflow=meanflow,
+                             n_timesteps=steps)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            row[name] = min(times)
+        rows.append(row)
+        print(f"{family:10s} {n:4d} tokens: whole prefix {row['whole_prefix_s']:.3f} s, "
+              f"48-token window {row['window_48_s']:.3f} s per chunk", flush=True)
+    return rows
 
 
 # --- command line ---
@@ -383,10 +430,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", type=Path,
                    default=Path(__file__).parent / "results" / "chatterbox_fidelity.json")
+    p.add_argument("--cost-lengths", default="",
+                   help="comma-separated utterance lengths in tokens: time one chunk's "
+                   "flow run at each (whole prefix against the old window)")
     p.add_argument("--wav-dir", type=Path,
                    default=Path(__file__).parent / "results" / "fidelity")
     args = p.parse_args(argv)
     args.families = [f for f in args.families.split(",") if f]
+    args.cost_lengths = [int(n) for n in args.cost_lengths.split(",") if n]
     return args
 
 
@@ -411,6 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
             try:
                 entry = measure_family(engine, text=args.text, seed=args.seed,
                                        wav_dir=None if args.tiny else args.wav_dir)
+                if args.cost_lengths:
+                    entry["flow_cost_per_chunk"] = flow_cost(engine, args.cost_lengths)
             finally:
                 asyncio.run(engine.aclose())
             report["families"][family] = entry

@@ -8,13 +8,15 @@ and a sentence is at most about 500 tokens) and commits a frame only when it is
 ``lookahead`` tokens behind the newest one. The frames the run computed after that point
 are kept as provisional; the next run's first ``blend_frames`` new frames are a raised-cosine
 blend from those provisional frames to its own, so no committed frame is ever followed by
-an abrupt switch to another run's mel. Committed frames are never changed.
+an abrupt switch to another run's mel. Committed frames are never changed. The provisional
+frames also serve the vocoder as right context (never as output); the last
+``PRE_LOOKAHEAD`` tokens' frames among them are made as the one-shot makes an utterance's
+last frames (the encoder's look-ahead convolution reads zero padding there), so they only
+ever count as context, not as blend material.
 
 The flow solver starts from noise fixed per absolute frame (``FrameNoise``, drawn from the
 stream's own generator), so a frame starts from the same noise in every run and streams
-never draw from each other's randomness. Non-final runs leave out the last
-``PRE_LOOKAHEAD`` tokens' frames as the library's own non-final flow does (the encoder's
-look-ahead convolution reads zero padding there).
+never draw from each other's randomness.
 
 Committed mel goes to ``StreamingVocoder`` (``vocoder.py``), which keeps the vocoder's
 f0, sine phase and excitation continuous and holds back a few frames of right context.
@@ -41,8 +43,8 @@ from app.engines.chatterbox.vocoder import (
 )
 
 PRE_LOOKAHEAD = 3  # tokens the flow encoder's pre-lookahead convolution reads ahead
-LOOKAHEAD = 5  # tokens a frame waits for before it is committed (>= PRE_LOOKAHEAD)
-BLEND_FRAMES = 4  # provisional frames over which one run's mel hands over to the next
+LOOKAHEAD = 4  # tokens a frame waits for before it is committed (> PRE_LOOKAHEAD)
+BLEND_FRAMES = 2  # provisional frames over which one run's mel hands over to the next
 MEL_PER_TOKEN = 2
 SAMPLES_PER_TOKEN = MEL_PER_TOKEN * SAMPLES_PER_FRAME
 # Frames of look-ahead behind the newest token before audio comes out (the first chunk's
@@ -56,12 +58,11 @@ __all__ = ["BLEND_FRAMES", "DecodedChunk", "HELD_FRAMES", "LOOKAHEAD", "OVERLAP_
 
 
 def flow_mel(s3gen: Any, ref: dict[str, Any], tokens: torch.Tensor, z: torch.Tensor, *,
-             meanflow: bool, n_timesteps: int, final: bool = True) -> torch.Tensor:
+             meanflow: bool, n_timesteps: int) -> torch.Tensor:
     """``CausalMaskedDiffWithXvec.inference`` with the starting noise ``z`` given.
 
     ``tokens`` is (1, T) without the prompt; ``z`` is (1, 80, prompt mel + generated mel).
-    Returns the generated frames' mel (1, 80, frames); a non-final call (the library's
-    ``finalize=False``) drops the frames of the last ``PRE_LOOKAHEAD`` tokens.
+    Returns the generated frames' mel (1, 80, frames), as ``finalize=True`` does.
     """
     from chatterbox.models.s3gen.utils.mask import make_pad_mask
 
@@ -73,9 +74,7 @@ def flow_mel(s3gen: Any, ref: dict[str, Any], tokens: torch.Tensor, z: torch.Ten
     token = torch.cat([torch.atleast_2d(ref["prompt_token"]), tokens], dim=1)
     token_len = torch.tensor([token.shape[1]], device=device)
     mask = (~make_pad_mask(token_len)).unsqueeze(-1).to(embedding)
-    h, h_masks = flow.encoder(flow.input_embedding(token.long()) * mask, token_len)
-    if not final:
-        h = h[:, : -PRE_LOOKAHEAD * MEL_PER_TOKEN]
+    h, _ = flow.encoder(flow.input_embedding(token.long()) * mask, token_len)
     mel_len1 = prompt_feat.shape[1]
     frames = h.shape[1]
     h = flow.encoder_proj(h)
@@ -130,6 +129,8 @@ class StreamingDecoder:
         """
         if lookahead < PRE_LOOKAHEAD:
             raise ValueError(f"lookahead must be at least {PRE_LOOKAHEAD} tokens")
+        # Only frames with their encoder look-ahead in real tokens are blended.
+        blend_frames = min(blend_frames, MEL_PER_TOKEN * (lookahead - PRE_LOOKAHEAD))
         self.s3gen = s3gen
         self.ref = ref_dict
         self.meanflow = meanflow
@@ -172,12 +173,12 @@ class StreamingDecoder:
         new = torch.zeros(1, 80, 0, device=self.device, dtype=self.dtype)
         if target > self.committed:
             with torch.inference_mode():
-                new = self._commit(tokens, target, final)
+                new = self._commit(tokens, target)
         elif not final:
             return None
-        return self.vocoder.push(new, final)
+        return self.vocoder.push(new, final, self._pending)
 
-    def _commit(self, tokens: list[int], target: int, final: bool) -> torch.Tensor:
+    def _commit(self, tokens: list[int], target: int) -> torch.Tensor:
         first_token = 0
         if self.context_tokens is not None:
             first_token = max(self.committed // MEL_PER_TOKEN - self.context_tokens, 0)
@@ -186,7 +187,7 @@ class StreamingDecoder:
         end = self.frames_for(len(tokens))
         z = torch.cat([self._prompt_noise, self._noise.get(start, end)[None]], dim=2)
         mel = flow_mel(self.s3gen, self.ref, window, z, meanflow=self.meanflow,
-                       n_timesteps=self.n_timesteps, final=final).to(self.dtype)
+                       n_timesteps=self.n_timesteps).to(self.dtype)
         new = mel[:, :, self.committed - start : target - start].clone()
         k = min(self.blend_frames, self._pending.shape[2], new.shape[2])
         if k:

@@ -173,8 +173,13 @@ class StreamingVocoder:
         self.committed = 0  # mel frames received
         self.emitted = 0  # frames whose audio has been returned
 
-    def push(self, mel: torch.Tensor, final: bool) -> VocodedChunk | None:
-        """Audio for the frames that now have enough right context (all when final)."""
+    def push(self, mel: torch.Tensor, final: bool,
+             ahead: torch.Tensor | None = None) -> VocodedChunk | None:
+        """Audio for the frames that now have enough right context (all when final).
+
+        ``ahead``: provisional mel after the committed frames (the flow's look-ahead), used
+        only as right context for the decode; it is never emitted or kept.
+        """
         if self._mel.shape[2] == 0:
             self._mel = self._mel.to(mel.device, mel.dtype)
         self._mel = torch.cat([self._mel, mel], dim=2)
@@ -182,16 +187,19 @@ class StreamingVocoder:
         end = self.committed if final else self.committed - self.hold_frames
         if end <= self.emitted:
             return None
+        context = self._mel
+        if ahead is not None and ahead.shape[2] and not final:
+            context = torch.cat([self._mel, ahead.to(self._mel)], dim=2)
         with torch.inference_mode():
-            return self._vocode(end, final)
+            return self._vocode(context, end, final)
 
-    def _vocode(self, end: int, final: bool) -> VocodedChunk:
+    def _vocode(self, context: torch.Tensor, end: int, final: bool) -> VocodedChunk:
         committed = self.committed
         exact = committed if final else max(committed - F0_REACH, self.excitation.frame)
         # f0 for the frames the excitation has not covered yet, with left context.
         f0_from = self.excitation.frame
         lo = max(f0_from - F0_REACH, self._mel_at)
-        f0 = self.hift.f0_predictor(self._mel[:, :, lo - self._mel_at :])[0, f0_from - lo :]
+        f0 = self.hift.f0_predictor(context[:, :, lo - self._mel_at :])[0, f0_from - lo :]
         final_f0 = f0[: exact - f0_from]
         if final_f0.shape[0]:
             fresh = self.excitation.render(final_f0, f0_from)
@@ -207,7 +215,7 @@ class StreamingVocoder:
 
         overlap = min(self.overlap_frames, self.emitted)
         first = max(self.emitted - overlap - self.left_frames, 0)
-        mel = self._mel[:, :, first - self._mel_at :]
+        mel = context[:, :, first - self._mel_at :]
         s = source[:, :, (first - self._source_at) * SAMPLES_PER_FRAME :]
         wav = self.hift.decode(x=mel, s=s)
         a = (self.emitted - overlap - first) * SAMPLES_PER_FRAME
