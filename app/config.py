@@ -43,6 +43,34 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated CORS origins (* allows any); empty = no CORS headers."
     )
+    max_request_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest HTTP request body, enforced as it streams in, before auth and "
+        "parsing (413 above).",
+    )
+    twilio_max_request_bytes: int = Field(
+        65_536, ge=1024, description="Largest body of POST /twilio/voice (413 above)."
+    )
+    request_body_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request body may take to arrive after its headers (408 after).",
+    )
+    http_max_header_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576, description="Largest HTTP request head (400 above)."
+    )
+    http_keepalive_timeout_s: int = Field(
+        5, ge=1, le=3600, description="Idle keep-alive HTTP connections close after this long."
+    )
+    http_max_concurrency: int = Field(
+        4096,
+        ge=16,
+        le=1_000_000,
+        description="Connections plus requests in progress uvicorn serves at once; more get "
+        "503 (must fit under the file-descriptor limit).",
+    )
 
     # --- security ---
     api_keys: str = Field(

@@ -102,3 +102,18 @@ class SlowConsumer(TTSError):
 
     code = "slow_consumer"
     status_code = 503
+
+
+class PayloadTooLarge(TTSError):
+    """A request body over ``MAX_REQUEST_BYTES`` (or its route's smaller bound)."""
+
+    code = "request_too_large"
+    status_code = 413
+
+
+class RequestTimeout(TTSError):
+    """A request body that did not arrive within ``REQUEST_BODY_TIMEOUT_S``."""
+
+    code = "request_timeout"
+    status_code = 408
+    retryable = True

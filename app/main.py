@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.elevenlabs import router as elevenlabs_router
 from app.api.errors import install_error_handlers
 from app.api.http import router as http_router
@@ -100,6 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.request_body_timeout_s,
+        path_limits={"/twilio/voice": settings.twilio_max_request_bytes},
+    )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(http_router)
     app.include_router(twilio_router)

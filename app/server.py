@@ -11,12 +11,17 @@ Before all that, for ``SHUTDOWN_DEREGISTER_SECONDS`` (0 by default), ``/ready`` 
 while calls are still accepted: a load balancer that polls ``/ready`` stops sending calls
 before the port closes, so no call is routed here in the moment the drain begins (in
 Kubernetes a preStop sleep does the same, and this stays 0).
+
+Before serving, the soft file-descriptor limit is raised to the hard one: every connection
+is a descriptor, and the common default of 1024 would let about a thousand idle or slow
+clients make the replica refuse its own health checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from types import FrameType
 
 import uvicorn
@@ -70,7 +75,24 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
 
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft descriptor limit to the hard one; the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted * 2)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the file-descriptor limit: %s", exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("file-descriptor limit %d is below the connection bound %d "
+                    "(HTTP_MAX_CONCURRENCY): raise `ulimit -n`", soft, wanted)
+    return soft
+
+
 def serve(
     app: FastAPI, config: uvicorn.Config, grace_s: float, deregister_s: float = 0.0
 ) -> None:
+    raise_fd_limit((config.limit_concurrency or 1024) + 64)
     GracefulServer(config, app, grace_s, deregister_s).run()
