@@ -31,6 +31,7 @@ def main() -> None:
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
         timeout_keep_alive=settings.http_keepalive_timeout_s,
         limit_concurrency=settings.http_max_concurrency,
+        proxy_headers=False,  # app.api.proxies applies them, from TRUSTED_PROXIES only
     )
     serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
           settings.shutdown_deregister_seconds)

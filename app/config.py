@@ -93,7 +93,22 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None,
         description="Public base URL (https://host) Twilio signs; unset = the request's own URL "
-        "(X-Forwarded-Proto/Host honoured).",
+        "(X-Forwarded-Proto/Host honoured only from TRUSTED_PROXIES).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-* headers "
+        "are believed (* = any); empty = nobody's.",
+    )
+    twilio_replay_window_s: float = Field(
+        600.0,
+        ge=1,
+        le=86_400,
+        description="A repeated /twilio/voice request (same CallSid and signature) within this "
+        "window gets the same TwiML and starts nothing.",
+    )
+    warmup_concurrency: int = Field(
+        2, ge=1, le=64, description="Call-webhook warmups that run at once (they take no slot)."
     )
 
     # --- engine ---

@@ -20,7 +20,9 @@ from app.api.middleware import RequestIdMiddleware
 from app.api.normalize import router as normalize_router
 from app.api.openai_compat import router as openai_router
 from app.api.playground import router as playground_router
+from app.api.proxies import TrustedProxyMiddleware
 from app.api.twilio import router as twilio_router
+from app.api.twilio_replay import ReplayCache
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
 from app.config import Settings, get_settings
@@ -28,6 +30,7 @@ from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
 from app.sessions.capacity import Capacity
 from app.sessions.limits import ConnectionRegistry
+from app.sessions.warmups import WarmupPool
 from app.voices.manager import VoiceManager
 from app.voices.stores import build_store
 
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.twilio_replays = ReplayCache(settings.twilio_replay_window_s)
+    app.state.warmups = WarmupPool(settings.warmup_concurrency)
     install_error_handlers(app)
     origins = settings.cors_origin_list
     if origins:
@@ -108,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path_limits={"/twilio/voice": settings.twilio_max_request_bytes},
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.include_router(http_router)
     app.include_router(twilio_router)
     app.include_router(voices_router)

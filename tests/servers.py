@@ -34,6 +34,7 @@ class LiveServer:
             log_level="warning",
             ws_max_size=settings.ws_max_message_bytes,
             lifespan="on",
+            proxy_headers=False,  # as python -m app: the app applies TRUSTED_PROXIES
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name="uvicorn-test")
