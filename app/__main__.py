@@ -6,6 +6,8 @@ Logs are JSON lines on stderr by default (``LOG_FORMAT``); SIGTERM drains gracef
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from app.config import get_settings
@@ -33,8 +35,10 @@ def main() -> None:
         limit_concurrency=settings.http_max_concurrency,
         proxy_headers=False,  # app.api.proxies applies them, from TRUSTED_PROXIES only
     )
-    serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
-          settings.shutdown_deregister_seconds)
+    code = serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+                 settings.shutdown_deregister_seconds)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

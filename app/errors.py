@@ -117,3 +117,15 @@ class RequestTimeout(TTSError):
     code = "request_timeout"
     status_code = 408
     retryable = True
+
+
+class EngineFault(TTSError):
+    """The engine hit a fault that poisons it (a CUDA error): every later call would fail.
+
+    The replica stops taking work (``/ready`` 503), drains and exits non-zero so that the
+    orchestrator replaces it; meanwhile clients get this, retryable on another replica.
+    """
+
+    code = "engine_fault"
+    status_code = 503
+    retryable = True

@@ -26,6 +26,7 @@ from app.api.twilio_replay import ReplayCache
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
 from app.config import Settings, get_settings
+from app.engines.faults import FaultGuard
 from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
 from app.sessions.capacity import Capacity
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         choice = choose_engine(settings)
         log.info("engine: %s (%s)", choice.name, choice.reason)
-        engine = build_engine(choice.name, settings)
+        engine = FaultGuard(build_engine(choice.name, settings),
+                            on_fault=lambda reason: _engine_fault(app, reason))
         http_client = httpx.AsyncClient(
             timeout=settings.voice_fetch_timeout_s,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
@@ -124,6 +126,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground_router)
     app.include_router(normalize_router)
     return app
+
+
+def _engine_fault(app: FastAPI, reason: str) -> None:
+    """A sticky engine fault: stop taking work, and let the server drain and exit non-zero.
+
+    ``python -m app`` registers ``on_engine_fault`` (``app.server``); under another server
+    the replica only turns unready and refuses work, for the orchestrator to replace.
+    """
+    runtime = getattr(app.state, "runtime", None)
+    if runtime is not None:
+        runtime.ready = False
+    exit_hook = getattr(app.state, "on_engine_fault", None)
+    if exit_hook is not None:
+        exit_hook(reason)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -52,8 +52,11 @@ def _limit_fds(soft: int) -> Callable[[], None]:
 
 @contextmanager
 def app_process(tmp_path: Path, *, fd_soft_limit: int | None = None,
-                wait_ready: bool = True, **env: str) -> Iterator[AppProcess]:
-    """Start the service with ``env`` on a free port; stop it (SIGKILL at worst) after."""
+                argv: list[str] | None = None, **env: str) -> Iterator[AppProcess]:
+    """Start the service with ``env`` on a free port; stop it (SIGKILL at worst) after.
+
+    ``argv`` replaces ``python -m app`` (a launcher that patches something, then runs it).
+    """
     port = free_port()
     log_path = tmp_path / f"app-{port}.log"
     full_env = {**os.environ, "TTS_ENGINE": "synthetic", "SYNTHETIC_RTF": "0",
@@ -62,23 +65,22 @@ def app_process(tmp_path: Path, *, fd_soft_limit: int | None = None,
                 "PYTHONPATH": str(ROOT), **env}
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=log_file,
+            argv or [sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_limit_fds(fd_soft_limit) if fd_soft_limit else None,
         )
     app = AppProcess(proc, port, log_path)
     try:
-        if wait_ready:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(app.http + "/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server did not start:\n" + app.logs()[-3000:])
-                time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(app.http + "/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + app.logs()[-3000:])
+            time.sleep(0.1)
         yield app
     finally:
         if proc.poll() is None:

@@ -46,6 +46,9 @@ async def health(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """503 until the engine is loaded and warmed, while the replica is full or draining."""
+    if getattr(runtime.engine, "fault", None):
+        return JSONResponse({"ready": False, "reason": "engine fault: replica exiting"},
+                            status_code=503)
     if not runtime.ready:
         return JSONResponse({"ready": False, "reason": "warming up"}, status_code=503)
     if runtime.draining:
