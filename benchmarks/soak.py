@@ -133,10 +133,15 @@ async def worker(port: int, calls: int, seconds: float) -> dict[str, int]:
 
 
 def sample(proc: psutil.Process, port: int) -> dict[str, Any]:
-    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+    """One sample; on a starved machine ``/health`` may be late: then its fields are None."""
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+    except httpx.HTTPError as exc:
+        print(f"sample: /health failed: {exc!r}", file=sys.stderr)
+        health = {}
     return {"t": round(time.time(), 1), "rss_mb": round(proc.memory_info().rss / 2**20, 2),
-            "fds": proc.num_fds(), "threads": proc.num_threads(), "tasks": health["tasks"],
-            "connections": health["connections"]}
+            "fds": proc.num_fds(), "threads": proc.num_threads(),
+            "tasks": health.get("tasks"), "connections": health.get("connections")}
 
 
 def slope_mb_per_min(samples: list[dict[str, Any]]) -> float | None:
@@ -217,10 +222,14 @@ def main() -> None:
             snaps.append(snapshot(server, trace_dir, 1))
     finally:
         server.terminate()
-        server.wait(60)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
     after_warmup = next((s for s in samples if s["t"] - samples[0]["t"] >= warmup), samples[-1])
     steady = [s for s in samples if s["t"] >= after_warmup["t"]]
-    growth = {k: round(end[k] - after_warmup[k], 1) for k in ("rss_mb", "fds", "threads", "tasks")}
+    growth = {k: round(end[k] - after_warmup[k], 1) for k in ("rss_mb", "fds", "threads", "tasks")
+              if end[k] is not None and after_warmup[k] is not None}
     result = {
         "minutes": args.minutes, "calls": args.calls, "server_env": SERVER_ENV,
         "warmup_minutes": round(warmup / 60, 2), "tracemalloc": args.tracemalloc,
