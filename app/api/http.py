@@ -32,7 +32,7 @@ async def health(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     Open to all; with ``API_KEYS`` set, the full view (store, cache paths, engine reason)
     needs a key and everyone else gets the ``PUBLIC_HEALTH`` fields.
     """
-    full = runtime.health()
+    full = {**runtime.health(), "warmups": request.app.state.warmups.stats()}
     keys = runtime.settings.api_key_list
     if keys:
         try:
