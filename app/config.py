@@ -103,13 +103,29 @@ class Settings(BaseSettings):
     )
 
     # --- chatterbox ---
-    chatterbox_model: Literal["turbo", "standard", "multilingual"] = Field(
-        "turbo", description="Chatterbox family: turbo (default), standard or multilingual."
+    chatterbox_model: Literal["turbo", "standard", "multilingual", "nano"] = Field(
+        "turbo",
+        description="Chatterbox family: turbo (default), standard, multilingual or nano "
+        "(Turbo on a GPT-2 small backbone, from t3_nano_v1.safetensors).",
     )
     chatterbox_ckpt_dir: Path | None = Field(
         None, description="Local checkpoint directory; unset = Hugging Face download (HF_HOME)."
     )
     chatterbox_device: str = Field("auto", description="torch device: auto, cuda, cuda:N or cpu.")
+    chatterbox_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="T3 backbone precision: auto = float32 on CPU, bfloat16 on CUDA. S3Gen "
+        "and sampling stay float32.",
+    )
+    chatterbox_stream_budget: int = Field(
+        0, ge=0, le=10_000,
+        description="Streams generated at once (beyond: busy); 0 = measured at load: the "
+        "most streams whose batched token step still leaves real time.",
+    )
+    chatterbox_decode_workers: int = Field(
+        1, ge=1, le=64, description="Threads decoding chunks (S3Gen and watermark) beside "
+        "the token loop.",
+    )
     watermark: bool = Field(True, description="Perth watermark on Chatterbox audio.")
 
     # --- requests and sessions ---
