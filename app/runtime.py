@@ -129,6 +129,8 @@ class Runtime:
             "cached_voices": voice_stats.get("cached_voices", 0),
             "cache": voice_stats,
             "capacity": self.capacity.to_dict(),
+            # Engines that batch (Chatterbox) say how many streams run and what is left.
+            "engine_streams": getattr(self.engine, "stats", dict)(),
             "connections": len(self.connections.live),
             "tasks": len(asyncio.all_tasks()),
             "draining": self.draining,

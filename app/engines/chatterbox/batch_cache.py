@@ -164,8 +164,8 @@ class SlotCache:
                 new[:r, :, :c] = old[:r, :, :c]
             return new
 
-        olds = [(k, v) for k, v in zip(self._k, self._v, strict=True)] or [(None, None)] * (
-            self.num_layers)
+        olds: list[tuple[torch.Tensor | None, torch.Tensor | None]] = list(
+            zip(self._k, self._v, strict=True)) or [(None, None)] * self.num_layers
         self._k = [grow(k) for k, _ in olds]
         self._v = [grow(v) for _, v in olds]
         valid = torch.zeros(rows, cols, dtype=torch.bool, device=self.device)

@@ -59,9 +59,9 @@ def processors(options: RowOptions) -> Any:
             procs.append(RepetitionPenaltyLogitsProcessor(s.repetition_penalty))
         return procs
     # T3.inference: repetition penalty, temperature, min-p, top-p
-    rep = RepetitionPenaltyLogitsProcessor(penalty=float(s.repetition_penalty))
-    min_p = MinPLogitsWarper(min_p=s.min_p)
-    top_p = TopPLogitsWarper(top_p=s.top_p)
+    rep: Any = RepetitionPenaltyLogitsProcessor(penalty=float(s.repetition_penalty))
+    min_p: Any = MinPLogitsWarper(min_p=s.min_p)
+    top_p: Any = TopPLogitsWarper(top_p=s.top_p)
     temperature = s.temperature
 
     def standard(ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -165,7 +165,6 @@ def _load_nano(ckpt_dir: str | Path | None, device: str) -> Any:
     import torch
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
-    from chatterbox.models.t3.modules.t3_config import T3Config
     from chatterbox.models.voice_encoder import VoiceEncoder
     from chatterbox.tts_turbo import ChatterboxTurboTTS, Conditionals
     from safetensors.torch import load_file
@@ -209,88 +208,6 @@ def nano_hp() -> Any:
     hp.use_perceiver_resampler = False
     hp.emotion_adv = False
     return hp
-
-
-def _model_class(family: str) -> Any:
-    if family in ("turbo", "nano"):
-        from chatterbox.tts_turbo import ChatterboxTurboTTS
-
-        return ChatterboxTurboTTS
-    if family == "standard":
-        from chatterbox.tts import ChatterboxTTS
-
-        return ChatterboxTTS
-    if family == "multilingual":
-        from chatterbox.mtl_tts import ChatterboxMultilingualTTS
-
-        return ChatterboxMultilingualTTS
-    raise ValueError(f"unknown Chatterbox family {family!r}; expected one of {FAMILIES}")
-
-
-def resolve_dtype(setting: str, device: str) -> str:
-    """``auto``: bfloat16 on CUDA, float32 elsewhere; anything else as given."""
-    if setting == "auto":
-        return "bfloat16" if device.startswith("cuda") else "float32"
-    return DTYPES[setting]
-
-
-def load_model(family: str, ckpt_dir: str | Path | None, device: str,
-               dtype: str = "float32") -> Any:
-    """The library's model object for ``family`` with its modules in eval mode on ``device``.
-
-    ``dtype`` applies to T3 (the token loop's backbone, embeddings and heads); S3Gen, the
-    voice encoder and sampling stay float32. TF32 matmuls are allowed on CUDA.
-    """
-    import torch
-
-    if device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if family == "nano":
-        model = _load_nano(ckpt_dir, device)
-    elif family == "multilingual":
-        with offline_safe_cangjie():
-            model = _load(_model_class(family), ckpt_dir, device)
-    else:
-        model = _load(_model_class(family), ckpt_dir, device)
-    dt = getattr(torch, resolve_dtype(dtype, device))
-    if dt != torch.float32:
-        model.t3.to(dtype=dt)
-    return model
-
-
-def _load_nano(ckpt_dir: str | Path | None, device: str) -> Any:
-    """Nano from a local directory: Turbo's loader with the GPT-2 small T3 file."""
-    from chatterbox.tts_turbo import ChatterboxTurboTTS
-
-    if ckpt_dir is None:
-        raise FileNotFoundError("CHATTERBOX_MODEL=nano needs CHATTERBOX_CKPT_DIR")
-    ckpt = Path(ckpt_dir)
-    if not (ckpt / NANO_T3_FILE).is_file():
-        raise FileNotFoundError(f"{ckpt / NANO_T3_FILE} is missing")
-
-    class NanoTTS(ChatterboxTurboTTS):  # type: ignore[misc]
-        """Reads t3_nano_v1.safetensors where Turbo reads t3_turbo_v1.safetensors."""
-
-    # from_local names the backbone "GPT2_medium" and the file "t3_turbo_v1"; both are
-    # redirected while it runs (the config under the lock, the file through a link-free
-    # loader patch limited to this call).
-    import chatterbox.tts_turbo as turbo_module
-
-    real_load_file = turbo_module.load_file
-
-    def load_file(path: Any, *args: Any, **kwargs: Any) -> Any:
-        p = Path(path)
-        if p.name == "t3_turbo_v1.safetensors":
-            p = p.with_name(NANO_T3_FILE)
-        return real_load_file(p, *args, **kwargs)
-
-    with backbone_config("GPT2_medium", GPT2_SMALL), _TOKENIZER_LOCK:
-        turbo_module.load_file = load_file
-        try:
-            return NanoTTS.from_local(ckpt, device)
-        finally:
-            turbo_module.load_file = real_load_file
 
 
 def _load(cls: Any, ckpt_dir: str | Path | None, device: str) -> Any:
