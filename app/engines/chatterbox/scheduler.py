@@ -65,6 +65,7 @@ class TokenStream:
         self.error: BaseException | None = None
         self.submitted_at = time.perf_counter()
         self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
         self._cancel = threading.Event()
         self._cond = threading.Condition()
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event, int] | None = None
@@ -102,8 +103,9 @@ class TokenStream:
     # --- scheduler side ---
     def _push(self, token: int) -> None:
         with self._cond:
+            self.last_token_at = time.perf_counter()
             if self.first_token_at is None:
-                self.first_token_at = time.perf_counter()
+                self.first_token_at = self.last_token_at
             self.tokens.append(token)
             self._wake(len(self.tokens) >= self._waiting_for())
 
@@ -182,6 +184,12 @@ class StepScheduler:
             self._pending.append(stream)
             self._cond.notify_all()
         return stream
+
+    def run_once(self, join: TokenStream | None = None) -> None:
+        """One iteration on the calling thread, for a scheduler that was never started
+        (the benchmark's one-stream-at-a-time baseline)."""
+        with torch.inference_mode():
+            self._iteration(join)
 
     @property
     def streams(self) -> int:
