@@ -106,6 +106,8 @@ class ChatterboxEngine:
         # Loading and voice preparation; decoding and watermarking; the token loop is the
         # scheduler's own thread. None of them waits for another's work.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox")
+        # Text preparation (tokenizing a sentence) must not queue behind decodes.
+        self._text = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-text")
         self._decoders = ThreadPoolExecutor(max_workers=settings.chatterbox_decode_workers,
                                             thread_name_prefix="chatterbox-decode")
         self._lock = threading.Lock()
@@ -172,6 +174,7 @@ class ChatterboxEngine:
         if self._scheduler is not None:
             await asyncio.to_thread(self._scheduler.close)
         await asyncio.to_thread(self._decoders.shutdown, True)
+        await asyncio.to_thread(self._text.shutdown, True)
         await asyncio.to_thread(self._executor.shutdown, True)
         self._model = None
         self._scheduler = None
@@ -248,7 +251,7 @@ class ChatterboxEngine:
         t3_cond = runtime.request_cond(voice.data, plan)
         for sentence in split_sentences(text):
             request = await loop.run_in_executor(
-                self._decoders, runtime.token_request, model, self.family, sentence,
+                self._text, runtime.token_request, model, self.family, sentence,
                 params.language, t3_cond, plan)
             tokens = self._scheduler.submit(request)
             try:

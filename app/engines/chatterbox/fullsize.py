@@ -32,8 +32,13 @@ def build_fullsize_checkpoint(family: str, out_dir: str | Path, *, seed: int = 0
     from chatterbox.models.voice_encoder import VoiceEncoder
     from safetensors.torch import save_file
 
-    from app.engines.chatterbox.loading import GPT2_SMALL, NANO_BACKBONE, backbone_config
-    from app.engines.chatterbox.loading import load_model, nano_hp
+    from app.engines.chatterbox.loading import (
+        GPT2_SMALL,
+        NANO_BACKBONE,
+        backbone_config,
+        load_model,
+        nano_hp,
+    )
     from app.engines.chatterbox.tiny import _write_tokenizer, reference_clip
 
     if family not in FULL_SIZE_FAMILIES:
