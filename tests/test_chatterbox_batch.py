@@ -75,7 +75,8 @@ def run_alone(engine, text: str, seed: int, **options):
 
 
 def run_together(engine, specs: list[tuple[str, int]], **options):
-    streams = [engine._scheduler.submit(request_for(engine, t, s, **options)) for t, s in specs]
+    requests = [request_for(engine, t, s, **options) for t, s in specs]  # then all at once
+    streams = [engine._scheduler.submit(r) for r in requests]
     for stream in streams:
         stream.wait_for(1 << 30)
     return streams
@@ -191,3 +192,36 @@ def test_streams_beyond_the_budget_get_busy_at_once(batch_turbo) -> None:
             break
         time.sleep(0.01)
     assert engine._scheduler.streams == 0
+
+
+def test_each_stream_reads_its_own_attention_row_on_a_14_layer_backbone() -> None:
+    """The multilingual analyzer's heads (layers 9, 12, 13) need >= 14 layers, so the spy is
+    checked on a small 14-layer Llama: in a left-padded batch, a row's attention without
+    its padding columns is the attention that row gets alone."""
+    pytest.importorskip("chatterbox")
+    import torch
+    from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
+    from transformers import LlamaConfig, LlamaModel
+
+    from app.engines.chatterbox.scheduler import AttentionSpy
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(hidden_size=64, intermediate_size=64, num_hidden_layers=14,
+                      num_attention_heads=16, num_key_value_heads=16, head_dim=4,
+                      vocab_size=8, attn_implementation="sdpa")
+    tfmr = LlamaModel(cfg).eval()
+    spy = AttentionSpy(tfmr, list(LLAMA_ALIGNED_HEADS))
+    short, long = torch.randn(1, 5, 64), torch.randn(1, 9, 64)
+    with torch.inference_mode():
+        tfmr(inputs_embeds=short)
+        alone = spy.rows(0, 0)
+        pad = long.shape[1] - short.shape[1]
+        batch = torch.cat([torch.cat([torch.zeros(1, pad, 64), short], 1), long])
+        mask = torch.ones(2, long.shape[1], dtype=torch.long)
+        mask[0, :pad] = 0
+        positions = torch.stack([torch.clamp(torch.arange(9) - pad, min=0), torch.arange(9)])
+        tfmr(inputs_embeds=batch, attention_mask=mask, position_ids=positions)
+        padded = spy.rows(0, pad)
+    assert len(alone) == len(padded) == 3
+    for a, b in zip(alone, padded, strict=True):
+        assert torch.allclose(a, b[pad:], atol=1e-5)  # its own queries, its own columns

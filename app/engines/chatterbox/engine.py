@@ -18,7 +18,10 @@ extra installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import sys
 import threading
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +46,7 @@ TURBO_DECODER_STEPS = 2  # Turbo's mean-flow decoder is distilled for 2 steps: i
 TURBO_LIKE = ("turbo", "nano")  # the Turbo architecture: GPT-2 backbone, mean-flow decoder
 S3GEN_SIL = 4299  # chatterbox.models.s3gen.const.S3GEN_SIL: Turbo appends 3 after the tokens
 MAX_SENTENCE_CHARS = 300  # about 20 s of speech: Turbo degrades past 20-25 s
+DECODE_NICE = 10  # decode workers' niceness: the token loop comes first
 WARMUP_TEXT = "Hello, this is a warm-up."
 MULTILINGUAL_LANGUAGES = (
     "ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms", "nl",
@@ -109,7 +113,8 @@ class ChatterboxEngine:
         # Text preparation (tokenizing a sentence) must not queue behind decodes.
         self._text = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-text")
         self._decoders = ThreadPoolExecutor(max_workers=settings.chatterbox_decode_workers,
-                                            thread_name_prefix="chatterbox-decode")
+                                            thread_name_prefix="chatterbox-decode",
+                                            initializer=_below_the_token_loop)
         self._lock = threading.Lock()
         self._active = 0
         self._model: Any = None
@@ -311,6 +316,18 @@ class ChatterboxEngine:
             if len(marked) == len(samples):
                 samples = marked
         return AudioChunk(np.ascontiguousarray(samples, dtype=np.float32), overlap)
+
+
+def _below_the_token_loop() -> None:
+    """Decode workers run at a lower CPU priority than the token loop (Linux: per thread).
+
+    On a CPU-bound host a decode (S3Gen, then the watermark) takes hundreds of milliseconds
+    and would otherwise slow every stream's next step and every joining call's prefill. The
+    worker's own torch threads are created after this and inherit the priority.
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICE)
 
 
 def _warmup_preset() -> Any:

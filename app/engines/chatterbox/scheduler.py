@@ -263,6 +263,9 @@ class StepScheduler:
         if guided:
             text = torch.cat([text, text], dim=0)
         start = hp.start_speech_token * torch.ones_like(text[:, :1])
+        dtype = t3.speech_head.weight.dtype
+        if dtype != torch.float32:  # CHATTERBOX_DTYPE: this request's own T3Cond, cast
+            req.t3_cond.to(dtype=dtype)
         embeds, _ = t3.prepare_input_embeds(t3_cond=req.t3_cond, text_tokens=text,
                                             speech_tokens=start,
                                             cfg_weight=req.sampling.cfg_weight if guided else 0.0)
