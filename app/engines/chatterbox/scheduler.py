@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -77,6 +78,8 @@ class TokenStream:
     def cancel(self) -> None:
         """No token after the step in flight; the stream leaves before the next step."""
         self._cancel.set()
+        with self._cond:
+            self._waiter = None  # whoever waited has gone
 
     def wait_for(self, count: int, timeout: float | None = None) -> bool:
         """Block until ``count`` tokens or the end; True if ``count`` tokens are there."""
@@ -123,7 +126,8 @@ class TokenStream:
         if due and self._waiter is not None:
             loop, event, _ = self._waiter
             self._waiter = None
-            loop.call_soon_threadsafe(event.set)
+            with contextlib.suppress(RuntimeError):  # that event loop has closed: nobody waits
+                loop.call_soon_threadsafe(event.set)
 
 
 @dataclass
