@@ -48,6 +48,7 @@ import numpy as np
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _ABS_GATE_LUFS = -70.0
+DEFAULT_LOUDNESS_LUFS = -23.0  # the prior for an engine that declares no loudness_lufs
 _BLOCK_MS = 200  # the stage's loudness block: one measurement and one gain decision
 _GATE_BLOCKS = 2  # blocks per 400 ms gating block
 _REL_GATE_LU = -10.0

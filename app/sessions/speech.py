@@ -40,7 +40,8 @@ class SpeechJob:
         pipeline = self.runtime.pipeline(self.fmt, framed=False)
         try:
             frames = synthesize_frames(
-                engine, self.voice, self.text, self.params, pipeline, self.stats
+                engine, self.voice, self.text, self.params, pipeline, self.stats,
+                self.runtime.normalization_language(self.params),
             )
             async with aclosing(frames):
                 async for data in frames:
