@@ -57,7 +57,9 @@ async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchRes
         rate, bytes_per_sample = fmt.sample_rate, fmt.bytes_per_sample
     stats = UtteranceStats()
     with runtime.capacity.acquire():
-        frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats)]
+        lang = runtime.normalization_language(params)
+        frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats,
+                                                     lang)]
     runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
     if not framed:
         blob = b"".join(frames)
