@@ -22,9 +22,13 @@ def server() -> Iterator[LiveServer]:
         real_stream = engine.stream
 
         async def flaky(text: str, voice: Any, params: Any) -> AsyncIterator[AudioChunk]:
-            """Fails after its first chunk when the text says EXPLODE."""
+            """Fails after its second chunk when the text says EXPLODE.
+
+            Not after the first: the level stage holds the first 200 ms back to measure the
+            clause's loudness, so with 100 ms chunks nothing would have been sent yet.
+            """
             async for i, chunk in _enumerate(real_stream(text, voice, params)):
-                if i == 1 and "EXPLODE" in text:
+                if i == 2 and "EXPLODE" in text:
                     # A transient failure; a sticky one (a CUDA error) ends the replica:
                     # tests/test_engine_fault.py.
                     raise RuntimeError("vocoder produced NaN in chunk 1 (internal detail)")
