@@ -29,6 +29,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check app tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

@@ -17,6 +17,12 @@ from starlette.requests import HTTPConnection
 
 from app import __version__
 from app.audio import AudioPipeline, OutputFormat
+from app.audio.level import (
+    DEFAULT_LOUDNESS_LUFS,
+    LevelStage,
+    LoudnessTracker,
+    level_settings,
+)
 from app.config import Settings
 from app.engines.base import Engine, SynthesisParams, VoiceHandle
 from app.engines.registry import EngineChoice
@@ -102,16 +108,37 @@ class Runtime:
 
         ``None`` is PCM16 at the engine's own rate, unframed (WAV output). Every endpoint
         builds its chain here, so the resampler quality setting and the engine's declared
-        overlap apply everywhere alike.
+        overlap apply everywhere alike. With ``LOUDNESS_NORMALIZATION`` the level stage
+        (loudness gain, true-peak limiter) joins between crossfader and resampler.
         """
         engine = self.engine
         max_overlap = engine.capabilities.max_overlap_samples
         quality = self.settings.resampler_quality
+        level = self.level_stage()
         if fmt is None:
             return AudioPipeline(engine.sample_rate, "pcm16", engine.sample_rate,
-                                 frame_ms=None, max_overlap=max_overlap, quality=quality)
+                                 frame_ms=None, max_overlap=max_overlap, quality=quality,
+                                 level=level)
         return AudioPipeline.for_format(engine.sample_rate, fmt, max_overlap=max_overlap,
-                                        framed=framed, quality=quality)
+                                        framed=framed, quality=quality, level=level)
+
+    def level_stage(self) -> LevelStage | None:
+        settings, engine = self.settings, self.engine
+        if not settings.loudness_normalization:
+            return None
+        caps = engine.capabilities
+        return LevelStage(
+            engine.sample_rate,
+            level_settings(caps.streaming, settings.target_loudness_lufs,
+                           settings.true_peak_dbtp),
+            LoudnessTracker(caps.loudness_lufs or DEFAULT_LOUDNESS_LUFS),
+        )
+
+    def normalization_language(self, params: SynthesisParams) -> str | None:
+        """The language to normalize clause text in before the engine; None: read as sent."""
+        if not self.settings.text_normalization or self.engine.capabilities.normalizes_text:
+            return None
+        return params.language or "en"
 
     def params(self, preset: str | None, **extra: Any) -> SynthesisParams:
         return SynthesisParams(preset=get_preset(preset), **extra)
@@ -129,6 +156,8 @@ class Runtime:
             "cached_voices": voice_stats.get("cached_voices", 0),
             "cache": voice_stats,
             "capacity": self.capacity.to_dict(),
+            # Engines that batch (Chatterbox) say how many streams run and what is left.
+            "engine_streams": getattr(self.engine, "stats", dict)(),
             "connections": len(self.connections.live),
             "tasks": len(asyncio.all_tasks()),
             "draining": self.draining,

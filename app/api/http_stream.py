@@ -44,14 +44,19 @@ class JobStreamingResponse(StreamingResponse):
             self.job.release()
 
 
-async def stream_body(job: SpeechJob) -> AsyncIterator[bytes]:
+async def logged(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A response body whose failure after the 200 is logged, then drops the connection."""
     try:
-        async for data in job.chunks():
+        async for data in body:
             yield data
     except TTSError as exc:
         # After the 200 there is no status to change: log it and let the connection drop.
         log.warning("stream failed after its first byte: %s (%s)", exc.code, exc.message)
         raise
+
+
+def stream_body(job: SpeechJob) -> AsyncIterator[bytes]:
+    return logged(job.chunks())
 
 
 def audio_headers(job: SpeechJob, fmt_name: str) -> dict[str, str]:
@@ -69,14 +74,15 @@ def audio_headers(job: SpeechJob, fmt_name: str) -> dict[str, str]:
 
 @router.post("/v1/audio/speech/stream", dependencies=[RequireApiKey])
 async def speech_stream(req: SpeechStreamRequest, runtime: RuntimeDep) -> StreamingResponse:
-    """Raw audio (``format``: pcm_16000, pcm_24000 or mulaw_8000) as it is generated.
+    """Raw audio (``format``: pcm_24000 default, pcm_16000 or mulaw_8000) as it is generated.
 
     Headers say the format, rate and encoding; the body is headerless audio, chunked.
+    ``temperature`` and ``top_p`` reach engines that sample (Chatterbox).
     """
     fmt, media_type = stream_format(req.format)
     job = await open_speech(
         runtime, text=req.text, voice_id=req.voice_id, preset=req.preset, fmt=fmt,
-        speed=req.speed,
+        speed=req.speed, **req.sampling(),
     )
     return JobStreamingResponse(
         job, stream_body(job), media_type=media_type, headers=audio_headers(job, req.format)

@@ -31,15 +31,18 @@ class OpenAISpeechRequest(_Strict):
     response_format: StrictStr = Field("mp3", description="wav, pcm, and mp3/opus/flac here.")
     speed: float = Field(1.0, ge=0.25, le=4.0, allow_inf_nan=False)
     instructions: StrictStr | None = Field(None, description="Accepted and ignored.")
-    stream_format: StrictStr = Field("audio", description="Only `audio` (raw bytes).")
+    stream_format: StrictStr = Field("audio", description="`audio` (raw bytes) or `sse`.")
     preset: StrictStr = Field("balanced", description="Extension: one of our presets.")
 
-    def voice_id(self) -> str:
+    def voice_id(self, aliases: dict[str, str] | None = None) -> str:
+        """Our voice id: ``aliases`` (``VOICE_ALIASES``) first, then OpenAI's names = default."""
         voice: Any = self.voice
         if isinstance(voice, dict):
             voice = voice.get("id")
         if not isinstance(voice, str):
             raise InvalidRequest("voice: expected a string or an object with a string id")
+        if aliases and voice in aliases:
+            return aliases[voice]
         return "default" if voice in OPENAI_VOICES else voice
 
 

@@ -1,11 +1,15 @@
 """Request bodies of the HTTP audio adapters and the names of the formats they offer.
 
-``POST /v1/audio/speech/stream`` (our raw chunked stream) uses our own format names with
-the codec spelled out (``pcm_16000``, ``pcm_24000``, ``mulaw_8000``); ``POST /v1/audio/speech``
+``POST /v1/audio/speech/stream`` (our raw chunked stream, and the seed-003 clients' call:
+``{"text", "temperature", "top_p"}``, played as 24 kHz PCM) and its socket twin
+``WS /v1/audio/speech/stream/ws`` use our own format names with the codec spelled out
+(``pcm_24000`` default, ``pcm_16000``, ``mulaw_8000``); ``POST /v1/audio/speech``
 follows OpenAI's speech API (``app.protocol.openai``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import Field, StrictStr
 
@@ -28,10 +32,25 @@ class SpeechStreamRequest(_Strict):
     voice_id: StrictStr = Field("default", description="Voice id; `default` is the built-in voice.")
     preset: StrictStr = Field("balanced", description="One of the presets in /health.")
     format: StrictStr = Field(
-        "pcm_16000", description="pcm_16000 (default), pcm_24000 (16-bit LE mono) or mulaw_8000."
+        "pcm_24000", description="pcm_24000 (default), pcm_16000 (16-bit LE mono) or mulaw_8000."
     )
     speed: float = Field(1.0, ge=0.25, le=4.0, allow_inf_nan=False,
                          description="Speaking rate where the engine supports it (piper).")
+    temperature: float | None = Field(
+        None, gt=0.0, le=2.0, allow_inf_nan=False,
+        description="Sampling temperature where the engine samples (Chatterbox); else ignored.",
+    )
+    top_p: float | None = Field(
+        None, gt=0.0, le=1.0, allow_inf_nan=False,
+        description="Nucleus sampling where the engine samples (Chatterbox); else ignored.",
+    )
+
+    def sampling(self) -> dict[str, Any]:
+        """``open_speech`` keywords for the sampling fields that were given."""
+        out: dict[str, Any] = {"temperature": self.temperature}
+        if self.top_p is not None:
+            out["extra"] = {"top_p": self.top_p}
+        return out
 
 
 def stream_format(name: str) -> tuple[OutputFormat, str]:

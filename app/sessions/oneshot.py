@@ -6,6 +6,7 @@ a bad request never takes a slot or starts the engine.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from app.audio import OutputFormat, get_output_format, wav_bytes
@@ -56,7 +57,9 @@ async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchRes
         rate, bytes_per_sample = fmt.sample_rate, fmt.bytes_per_sample
     stats = UtteranceStats()
     with runtime.capacity.acquire():
-        frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats)]
+        lang = runtime.normalization_language(params)
+        frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats,
+                                                     lang)]
     runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
     if not framed:
         blob = b"".join(frames)
@@ -78,11 +81,13 @@ async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchRes
 WARMUP_TEXT = "Hello, one moment please."
 
 
-async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
+async def warmup(runtime: Runtime, voice_id: str, preset: str, *,
+                 hold_slot: bool = True) -> float:
     """Prepare ``voice_id`` and run a short generation through the whole chain (ms taken).
 
     The call webhook calls this while the phone rings, so the first reply of the call
-    pays no cold-start cost (voice fetch, conditioning, first-run kernels).
+    pays no cold-start cost (voice fetch, conditioning, first-run kernels); its warmups
+    run in their own small pool (``app.sessions.warmups``) and take no call slot.
     """
     voice_id = validate_voice_id(voice_id)
     params = runtime.params(preset)
@@ -90,7 +95,7 @@ async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
     voice = await runtime.voices.get(voice_id)
     engine = runtime.engine
     pipeline = runtime.pipeline(get_output_format("mulaw"))
-    with runtime.capacity.acquire():
+    with runtime.capacity.acquire() if hold_slot else nullcontext():
         async for _ in synthesize_frames(engine, voice, WARMUP_TEXT, params, pipeline, stats):
             pass
     runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)

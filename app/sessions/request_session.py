@@ -134,7 +134,8 @@ class RequestSession:
         stats = UtteranceStats()
         index = 0
         with runtime.capacity.acquire():
-            frames = synthesize_frames(engine, voice, text, params, pipeline, stats)
+            frames = synthesize_frames(engine, voice, text, params, pipeline, stats,
+                                       runtime.normalization_language(params))
             async with aclosing(frames):
                 async for frame in frames:
                     if wav:

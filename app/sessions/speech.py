@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from app.audio import OutputFormat
 from app.engines.base import SynthesisParams, VoiceHandle
@@ -39,7 +40,8 @@ class SpeechJob:
         pipeline = self.runtime.pipeline(self.fmt, framed=False)
         try:
             frames = synthesize_frames(
-                engine, self.voice, self.text, self.params, pipeline, self.stats
+                engine, self.voice, self.text, self.params, pipeline, self.stats,
+                self.runtime.normalization_language(self.params),
             )
             async with aclosing(frames):
                 async for data in frames:
@@ -67,10 +69,18 @@ async def open_speech(
     preset: str | None,
     fmt: OutputFormat,
     speed: float = 1.0,
+    temperature: float | None = None,
+    **params_extra: Any,
 ) -> SpeechJob:
-    """Validate, fetch the voice and take a slot; raises the typed errors before any byte."""
+    """Validate, fetch the voice and take a slot; raises the typed errors before any byte.
+
+    ``temperature`` overrides the preset's (engines that sample use it); ``params_extra``:
+    further ``SynthesisParams`` fields a route was given (seed, language, extra).
+    """
     text = check_text(text, runtime.settings.max_text_length)
-    params = runtime.params(preset, speed=speed)
+    params = runtime.params(preset, speed=speed, **params_extra)
+    if temperature is not None:
+        params = replace(params, preset=replace(params.preset, temperature=temperature))
     voice_id = validate_voice_id(voice_id)
     voice = await runtime.voices.get(voice_id)
     slot = runtime.capacity.acquire()

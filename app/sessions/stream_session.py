@@ -261,7 +261,8 @@ class StreamSession:
             frame_s = serializer.fmt.frame_ms / 1000.0
             params = replace(config.params, lead_s=self._queued_audio_s())
             frames = synthesize_frames(
-                engine, config.voice, clause.text.strip(), params, pipeline, stats
+                engine, config.voice, clause.text.strip(), params, pipeline, stats,
+                self.runtime.normalization_language(params),
             )
             async with aclosing(frames):
                 async for frame in frames:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from app.audio import AudioPipeline
 from app.engines.base import Engine, SynthesisParams, VoiceHandle
 from app.errors import EngineError, TTSError
+from app.text.normalize import normalize
 
 
 @dataclass
@@ -47,8 +48,16 @@ async def synthesize_frames(
     params: SynthesisParams,
     pipeline: AudioPipeline,
     stats: UtteranceStats,
+    normalize_language: str | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """Encoded frames for ``text``; engine failures surface as ``EngineError``."""
+    """Encoded frames for ``text``; engine failures surface as ``EngineError``.
+
+    With ``normalize_language`` the engine reads the clause's spoken form
+    (``app.text.normalize``: numbers, money, dates... as a phone agent says them); what the
+    session reports back to the client stays the text as sent.
+    """
+    if normalize_language is not None:
+        text = normalize(text, normalize_language).spoken
     try:
         async with aclosing(engine.stream(text, voice, params)) as chunks:
             waited_from = time.perf_counter()
