@@ -37,6 +37,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,20 @@ def _quiet_sine_noise(hift: Any) -> Iterator[None]:
 
 
 # --- measures ---
+def timed_decodes(decode: Any, speech: list[int], tokens: list[int], triggers: list[int]
+                  ) -> tuple[list[Any], list[float]]:
+    """``decode`` at each chunk trigger, then the final one: the outputs, and the seconds
+    each call took (every call, including those that had nothing to emit yet)."""
+    outs, seconds = [], []
+    for part, final in [(speech[:n], False) for n in triggers] + [(tokens, True)]:
+        t0 = time.perf_counter()
+        out = decode(part, final)
+        seconds.append(time.perf_counter() - t0)
+        if out:
+            outs.append(out)
+    return outs, seconds
+
+
 def snr_db(test: np.ndarray, ref: np.ndarray) -> float:
     err = float(np.sum((np.asarray(test, np.float64) - ref) ** 2))
     power = float(np.sum(np.asarray(ref, np.float64) ** 2))
@@ -151,6 +166,12 @@ def stitch(chunks: list[AudioChunk]) -> tuple[np.ndarray, list[tuple[int, int]]]
         pos += len(c.samples) - c.overlap
     out.append(fader.flush())
     return np.concatenate(out), seams
+
+
+def pcm16_snr_db(ref: np.ndarray) -> float:
+    """``ref`` against its own 16-bit rounding: the closest any PCM16 copy of it can be."""
+    quantized = np.round(np.clip(ref, -1.0, 1.0) * 32767.0) / 32767.0
+    return snr_db(quantized, ref)
 
 
 def seam_snrs(streamed: np.ndarray, ref: np.ndarray, seams: list[tuple[int, int]]
@@ -261,8 +282,12 @@ def fixed_noise(ref: dict, frames: int, noise_seed: int) -> Any:
 
 
 def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
-                   seed: int = 7, noise_seed: int = 1234, wav_dir: Path | None = None) -> dict:
-    """All figures for ``engine``'s family (see the module docstring)."""
+                   seed: int = 7, noise_seed: int = 1234, wav_dir: Path | None = None,
+                   options: dict[str, Any] | None = None) -> dict:
+    """All figures for ``engine``'s family (see the module docstring).
+
+    ``options`` go to ``StreamingDecoder`` (look-ahead, blend, vocoder hold: for sweeps).
+    """
     import torch
 
     from app.engines.chatterbox.decoder import StreamingDecoder
@@ -288,7 +313,7 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
 
     # The service's decoder, excitation noise off, committed mel recorded.
     decoder = StreamingDecoder(s3gen, ref, meanflow=meanflow, n_timesteps=steps, seed=seed,
-                               excitation_noise=False, noise=z)
+                               excitation_noise=False, noise=z, **(options or {}))
     pushes: list[tuple[Any, bool, Any]] = []
     push = decoder.vocoder.push
 
@@ -297,9 +322,7 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
         return push(mel, final, ahead)
 
     decoder.vocoder.push = record  # type: ignore[method-assign]
-    chunks = [c for c in (decoder.decode(speech[:n], False) for n in triggers) if c]
-    last = decoder.decode(tokens, True)
-    chunks += [last] if last else []
+    chunks, seconds = timed_decodes(decoder.decode, speech, tokens, triggers)
     committed = torch.cat([m for m, _, _ in pushes], dim=2)[0].float().cpu().numpy()
     streamed, seams = stitch([AudioChunk(c.samples, c.overlap) for c in chunks])
     one_pass = StreamingVocoder(s3gen.mel2wav, trim_fade=s3gen.trim_fade, noise=False,
@@ -312,8 +335,7 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
     base = BaselineDecoder(s3gen, ref, z, meanflow=meanflow, n_timesteps=steps,
                            source_seed=seed)
     with _quiet_sine_noise(s3gen.mel2wav):
-        outs = [o for o in (base.decode(speech[:n], False) for n in triggers) if o]
-        outs += [o for o in [base.decode(tokens, True)] if o]
+        outs, base_seconds = timed_decodes(base.decode, speech, tokens, triggers)
         base_mel = torch.cat([new for _, (new, _) in outs], dim=2)
         with _forked_rng(seed), torch.inference_mode():
             base_whole, _ = s3gen.hift_inference(base_mel, None)
@@ -333,6 +355,7 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
         "baseline_mel_committed_snr_db": snr_db(base_mel[0].float().cpu().numpy(), target),
         "snr_seam_db": seam_db,
         "snr_away_db": away_db,
+        "pcm16_snr_db": pcm16_snr_db(whole.samples),
         "excitation_seam_jump_ratio": jump_ratio([c.excitation[c.overlap :] for c in chunks]),
         "tokens_match_library": tokens == library,
         "baseline": {"snr_seam_db": base_seam_db, "snr_away_db": base_away_db,
@@ -341,7 +364,19 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
                   "std": float(np.std(f0))},
         "stream": {"chunks": len(chunks), "seams": len(seams),
                    "first_chunk_ms": 1000 * (len(chunks[0].samples)) / SR,
-                   "audio_s": len(streamed) / SR},
+                   "baseline_first_chunk_ms": 1000 * len(outs[0][0].samples) / SR,
+                   "audio_s": len(streamed) / SR,
+                   # How far the audio out of the crossfader trails the newest token:
+                   # look-ahead frames, vocoder hold, and the crossfader's overlap hold.
+                   "lag_ms": 20 * (2 * decoder.lookahead + decoder.vocoder.hold_frames
+                                   + decoder.vocoder.overlap_frames),
+                   "baseline_lag_ms": 20 * (2 * 3 + 4)},
+        # Wall time of one decode call (flow + vocoder), this decoder against the old one
+        # on the same tokens in the same run.
+        "decode_s": {"median": float(np.median(seconds)),
+                     "baseline_median": float(np.median(base_seconds)),
+                     "ratio": float(np.median(seconds) / np.median(base_seconds)),
+                     "per_call": seconds, "baseline_per_call": base_seconds},
     }
     if wav_dir is not None:
         write_wavs(wav_dir, family, pushes, s3gen, seed)
@@ -373,8 +408,6 @@ def write_wavs(wav_dir: Path, family: str, pushes: list, s3gen: Any, seed: int) 
 def flow_cost(engine: Any, lengths: list[int], repeats: int = 2) -> list[dict]:
     """Seconds for one chunk's flow run after ``n`` tokens: the whole prefix (this
     decoder) against the old 48-token window (48 + 24 new + 3 look-ahead tokens)."""
-    import time
-
     import torch
 
     from app.engines.chatterbox.decoder import flow_mel
@@ -472,7 +505,11 @@ def main(argv: list[str] | None = None) -> dict:
                   f"seam {entry['snr_seam_db']:6.1f} dB away {entry['snr_away_db']:6.1f} dB  "
                   f"jump {entry['excitation_seam_jump_ratio']:.2f} "
                   f"(baseline {entry['baseline']['excitation_seam_jump_ratio']:.2f})  "
-                  f"tokens match {entry['tokens_match_library']}", flush=True)
+                  f"tokens match {entry['tokens_match_library']}  "
+                  f"decode median {entry['decode_s']['median']:.3f} s "
+                  f"(baseline {entry['decode_s']['baseline_median']:.3f}, ratio "
+                  f"{entry['decode_s']['ratio']:.2f})  lag {entry['stream']['lag_ms']} ms "
+                  f"(baseline {entry['stream']['baseline_lag_ms']})", flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")

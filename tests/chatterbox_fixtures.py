@@ -3,9 +3,9 @@
 The checkpoints are built once per pytest run (under the session's base temp dir, with a
 marker file, so every test module that imports these fixtures shares them) and loaded
 through the library's own ``from_local``. Their vocoder is voiced (``tiny.py``): f0 in the
-speech range, so seams in the sine source are visible. The Turbo and standard engines are
-loaded once per session and shared by the modules that use them (loading and warming up
-one costs about as much as a stream). Tests skip cleanly when the CPU chatterbox stack
+speech range, so seams in the sine source are visible. Engines are loaded once per test
+module and freed after it (keeping them for the session would hold several gigabytes
+through the rest of a full suite). Tests skip cleanly when the CPU chatterbox stack
 (``scripts/install-chatterbox-cpu.sh``) is not installed.
 """
 
@@ -83,14 +83,14 @@ def make_engine(family: str, ckpt: Path, **overrides: object):
     return engine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def turbo_engine(tiny_turbo_dir: Path) -> Iterator[object]:
     engine = make_engine("turbo", tiny_turbo_dir, max_concurrent_streams=2)
     yield engine
     asyncio.run(engine.aclose())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def standard_engine(tiny_standard_dir: Path) -> Iterator[object]:
     engine = make_engine("standard", tiny_standard_dir)
     yield engine

@@ -26,6 +26,10 @@ from tests.chatterbox_fixtures import (  # noqa: F401  (fixtures)
     turbo_engine,
 )
 
+# Building a tiny checkpoint and loading its engine (shared by the session) counts against
+# the first test that needs it: minutes on a loaded 2-core machine, so no tight limit.
+pytestmark = pytest.mark.timeout(900)
+
 TEXT = "Hello there, how are you doing today?"
 TOKEN = 960  # samples per speech token at 24 kHz
 

@@ -16,7 +16,7 @@ included), so its EOS position also moves with the text and prompt length.
 The vocoder is voiced: a random f0 predictor outputs a few hundredths of a hertz, below
 HiFT's 10 Hz voicing threshold, so every frame would be unvoiced noise and no seam in
 the sine source could show. The builder sets the predictor's last (linear) layer so that
-f0 is about 165 Hz plus 40 Hz times a fixed projection of its features, normalised on the
+f0 is about 155 Hz plus 32 Hz times a fixed projection of its features, normalised on the
 flow's own output: speech-range pitch (roughly 80-250 Hz) that varies with the mel.
 
 The multilingual checkpoint has the files ``ChatterboxMultilingualTTS.from_local`` reads
@@ -146,8 +146,8 @@ def _shape_t3(t3, eos_from: int, positions, seed: int) -> None:
             t3.speech_head.bias[6561:] = 0.0
 
 
-F0_CENTER_HZ = 165.0
-F0_SPREAD_HZ = 40.0
+F0_CENTER_HZ = 155.0
+F0_SPREAD_HZ = 32.0
 
 
 def _voice_f0(s3gen, model, seed: int) -> None:
