@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "chatterbox_gpu.py"
 
 
 @pytest.mark.chatterbox
+@pytest.mark.timeout(900)  # three streams and a concurrent pair: 2-3 min idle, more loaded
 def test_benchmark_reports_ttfa_rtf_and_concurrency(tiny_turbo_dir, tmp_path, capsys) -> None:  # noqa: F811
     spec = importlib.util.spec_from_file_location("chatterbox_gpu", BENCH)
     assert spec and spec.loader
