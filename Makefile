@@ -24,9 +24,11 @@ test: setup
 	bash scripts/install-chatterbox-cpu.sh $(VENV)
 	$(PY) -m pytest -q
 
+# ruff, mypy, and the layer contracts in pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check app tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/pipeline.py
