@@ -22,6 +22,7 @@ run: setup
 test: setup
 	bash scripts/install-browser.sh
 	bash scripts/install-chatterbox-cpu.sh $(VENV)
+	PYTHON=$(PYTHON) bash scripts/install-pipecat-venv.sh $(VENV)-pipecat
 	$(PY) -m pytest -q
 
 # ruff, mypy, and the layer contracts in pyproject.toml ([tool.importlinter]).
@@ -34,4 +35,4 @@ bench: setup
 	$(PY) benchmarks/pipeline.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV)-pipecat .pytest_cache .mypy_cache .ruff_cache .hypothesis
