@@ -6,10 +6,11 @@ and pass it to ``create_app`` instead of patching modules.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["auto", "chatterbox", "piper", "synthetic"]
@@ -211,14 +212,43 @@ class Settings(BaseSettings):
         "HQ", description="python-soxr quality of the stream resampler (see README for delay)."
     )
 
+    # --- third-party API shapes ---
+    voice_aliases: str = Field(
+        "",
+        description="OpenAI voice names mapped to our voice ids, e.g. alloy=alice,nova=bob; "
+        "a name not listed means the built-in voice (for clients that only send OpenAI names).",
+    )
 
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
+    @field_validator("voice_aliases")
+    @classmethod
+    def _check_voice_aliases(cls, value: str) -> str:
+        _parse_aliases(value)  # a malformed entry fails at start-up, not on a call
+        return value
+
+    @property
+    def voice_alias_map(self) -> dict[str, str]:
+        return _parse_aliases(self.voice_aliases)
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def _parse_aliases(value: str) -> dict[str, str]:
+    """``alloy=alice,nova=bob`` -> {"alloy": "alice", "nova": "bob"} (voice ids checked)."""
+    out: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        name, sep, voice_id = (part.strip() for part in item.partition("="))
+        if not sep or not name or not re.fullmatch(r"[a-zA-Z0-9_-]+", voice_id):
+            raise ValueError(f"VOICE_ALIASES: expected name=voice_id, got {item.strip()!r}")
+        out[name] = voice_id
+    return out
 
 
 def get_settings() -> Settings:

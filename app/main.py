@@ -11,13 +11,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api.elevenlabs import router as elevenlabs_router
+from app.api.elevenlabs_http import router as elevenlabs_http_router
+from app.api.elevenlabs_ws import router as elevenlabs_ws_router
 from app.api.errors import install_error_handlers
 from app.api.http import router as http_router
 from app.api.http_stream import router as http_stream_router
 from app.api.middleware import RequestIdMiddleware
 from app.api.openai_compat import router as openai_router
 from app.api.playground import router as playground_router
+from app.api.speech_ws import router as speech_ws_router
 from app.api.twilio import router as twilio_router
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
@@ -105,8 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(voices_router)
     app.include_router(ws_router)
     app.include_router(http_stream_router)
+    app.include_router(speech_ws_router)
     app.include_router(openai_router)
-    app.include_router(elevenlabs_router)
+    app.include_router(elevenlabs_ws_router)
+    app.include_router(elevenlabs_http_router)
     app.include_router(playground_router)
     return app
 

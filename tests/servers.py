@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **uvicorn_options: Any) -> None:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings)
@@ -34,6 +34,7 @@ class LiveServer:
             log_level="warning",
             ws_max_size=settings.ws_max_message_bytes,
             lifespan="on",
+            **uvicorn_options,  # e.g. ssl_certfile/ssl_keyfile for a TLS server
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name="uvicorn-test")

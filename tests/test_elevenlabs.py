@@ -100,8 +100,15 @@ def message_ms(message: dict[str, Any], output_format: str) -> float:
 
 
 def check_alignment(message: dict[str, Any], output_format: str) -> str:
-    """The alignment's text, after checking it spans exactly the message's audio."""
+    """The alignment's text, after checking it spans exactly the message's audio.
+
+    Audio goes out per engine chunk, so a chunk may cover no whole character (no alignment),
+    and characters the estimate placed past the audio come last with no audio.
+    """
     alignment = message["alignment"]
+    if alignment is None:
+        assert message["audio"]
+        return ""
     chars, starts, durations = (alignment["chars"], alignment["charStartTimesMs"],
                                 alignment["charDurationsMs"])
     assert len(chars) == len(starts) == len(durations) > 0
@@ -123,7 +130,7 @@ async def test_documented_client_gets_speech_with_alignment_for_all_text(
     messages = await client.until_final()
     assert messages[-1] == {"isFinal": True}
     audio_messages = messages[:-1]
-    assert len(audio_messages) >= 2  # one per clause, as each clause is ready
+    assert len(audio_messages) >= 2  # per engine chunk, as each chunk is ready
     text = "".join(check_alignment(m, "ulaw_8000") for m in audio_messages)
     # Every character sent, as received; a trailing blank clause has no audio to align.
     assert text == "".join(CHUNKS).rstrip()
@@ -155,11 +162,12 @@ async def test_flush_speaks_buffered_text_at_once(server: LiveServer) -> None:
     await client.begin()
     await client.send({"text": "and the copay is twenty five dollars", "flush": True})
     first = await client.recv(within=3.0)  # no punctuation, no end: only the flush speaks it
-    assert check_alignment(first, "pcm_16000") == "and the copay is twenty five dollars"
+    assert first["audio"] and first["isFinal"] is False
     await client.send({"text": " Anything else?"})
     await client.send({"text": ""})
     rest = await client.until_final()
-    assert "".join(check_alignment(m, "pcm_16000") for m in rest[:-1]) == " Anything else?"
+    text = "".join(check_alignment(m, "pcm_16000") for m in [first, *rest[:-1]])
+    assert text == "and the copay is twenty five dollars Anything else?"
     assert rest[-1] == {"isFinal": True}
     await client.conn.close()
 
@@ -167,18 +175,19 @@ async def test_flush_speaks_buffered_text_at_once(server: LiveServer) -> None:
 @pytest.mark.parametrize(("voice_id", "output_format", "code"), [
     ("nobody", "pcm_16000", "voice_not_found"),
     ("bad.voice", "pcm_16000", "invalid_voice_id"),
-    ("default", "mp3_44100_128", "unsupported_output_format"),
+    ("default", "mp3_8000_8", "unsupported_output_format"),
 ])
-async def test_a_connection_that_cannot_work_gets_an_error_then_a_normal_close(
+async def test_a_connection_that_cannot_work_gets_an_error_then_a_policy_close(
     server: LiveServer, voice_id: str, output_format: str, code: str
 ) -> None:
+    """Never 1000: the ElevenLabs SDK takes a normal close for a finished (empty) stream."""
     client = await ElevenLabsClient.connect(server.ws, voice_id, output_format)
-    # A bad output_format is refused at connect, maybe before this opening message is sent.
+    # Refused at connect, maybe before this opening message is sent.
     with contextlib.suppress(websockets.ConnectionClosed):
         await client.begin()
     error = await client.recv()
     assert error["code"] == code and error["message"] and error["error"]
-    assert await client.closed_with() == 1000
+    assert await client.closed_with() == 1008
 
 
 async def test_bad_messages_get_errors_and_the_socket_stays_open(server: LiveServer) -> None:
@@ -200,15 +209,16 @@ async def test_missing_or_wrong_key_closes_with_1008(server: LiveServer) -> None
         assert await client.closed_with() == 1008
 
 
-async def test_a_full_replica_answers_busy(server: LiveServer) -> None:
+async def test_a_full_replica_answers_busy_and_try_again_later(server: LiveServer) -> None:
     first = await ElevenLabsClient.connect(server.ws, "default", "pcm_16000")
-    await first.begin()  # takes the only slot until it closes
+    await first.begin()  # the connection holds the only slot until it closes
     await asyncio.sleep(0.1)
     second = await ElevenLabsClient.connect(server.ws, "default", "pcm_16000")
-    await second.begin()
+    with contextlib.suppress(websockets.ConnectionClosed):
+        await second.begin()
     error = await second.recv()
     assert error["code"] == "busy"
-    assert await second.closed_with() == 1000
+    assert await second.closed_with() == 1013
     await first.conn.close()
 
 

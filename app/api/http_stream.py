@@ -22,9 +22,10 @@ from app.api.auth import RequireApiKey
 from app.api.deps import RuntimeDep
 from app.audio.formats import resolve_format
 from app.errors import TTSError
-from app.protocol.serializers import RawAudioSerializer
+from app.protocol.serializers import RawAudioSerializer, Serializer
 from app.protocol.speech import SpeechStreamRequest
-from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance, outcome_of
+from app.sessions.speech_socket import speech_spec
+from app.sessions.utterance import Utterance, open_utterance, outcome_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -37,8 +38,10 @@ class UtteranceResponse(StreamingResponse):
     before the first chunk) never runs its ``finally``.
     """
 
-    def __init__(self, utterance: Utterance, **kwargs: object) -> None:
-        super().__init__(audio_body(utterance), **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, utterance: Utterance, serializer: Serializer | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(audio_body(utterance, serializer), **kwargs)  # type: ignore[arg-type]
         self.utterance = utterance
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,8 +51,12 @@ class UtteranceResponse(StreamingResponse):
             self.utterance.close()
 
 
-async def audio_body(utterance: Utterance) -> AsyncIterator[bytes]:
-    serializer = RawAudioSerializer()
+async def audio_body(
+    utterance: Utterance, serializer: Serializer | None = None
+) -> AsyncIterator[bytes]:
+    """The response body: the utterance's events through ``serializer`` (raw audio bytes
+    by default; an incremental MP3/Opus encoder, SSE or NDJSON for other APIs)."""
+    serializer = serializer or RawAudioSerializer()
     try:
         async for event in utterance:
             for data in serializer.serialize(event):
@@ -85,13 +92,12 @@ def audio_headers(utterance: Utterance, fmt_name: str) -> dict[str, str]:
 
 @router.post("/v1/audio/speech/stream", dependencies=[RequireApiKey])
 async def speech_stream(req: SpeechStreamRequest, runtime: RuntimeDep) -> StreamingResponse:
-    """Raw audio (``format``: pcm_16000, pcm_24000 or mulaw_8000) as it is generated.
+    """Raw audio (``format``: pcm_24000 default, pcm_16000 or mulaw_8000) as it is generated.
 
     Headers say the format, rate and encoding; the body is headerless audio, chunked.
+    ``temperature`` and ``top_p`` reach engines that sample (Chatterbox): the seed-003 call.
     """
     fmt = resolve_format("http_stream", req.format, field="format")
-    spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt, framed=False,
-                         speed=req.speed, language=req.language, route="http_stream")
-    utterance = await open_utterance(runtime, spec)
+    utterance = await open_utterance(runtime, speech_spec(req, fmt, "http_stream"))
     return UtteranceResponse(utterance, media_type=fmt.media_type,
                              headers=audio_headers(utterance, req.format))

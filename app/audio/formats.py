@@ -5,8 +5,11 @@ engine's own rate, as ``wav`` on our endpoints), frame length, container and med
 ``FORMATS`` lists every name a client may send, with the APIs (``Api``) that offer it:
 our own endpoints say ``mulaw``, the HTTP stream says ``mulaw_8000``, ElevenLabs says
 ``ulaw_8000`` and OpenAI says ``pcm``, and all of them resolve here, through
-``resolve_format``, with one error wording. Compressed files (mp3, opus, flac) are offered
-only when the process can write them (``app.audio.files``).
+``resolve_format``, with one error wording. MP3 and Ogg/Opus with a bitrate are streamed:
+the chain makes PCM16 at the format's rate and an incremental encoder
+(``app.audio.compressed``) turns each piece into wire bytes at once; they are offered only
+when that encoder loads. Whole files (``wav``, ``flac``) are written once synthesis ends
+(``app.audio.files``), offered when the process can write them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from app.audio.compressed import CompressedFormat, available_codecs
 from app.audio.files import available_file_formats
 from app.errors import InvalidRequest
 
@@ -36,6 +40,14 @@ class OutputFormat:
     frame_ms: int = 20
     container: Container = "raw"
     media_type: str = "application/octet-stream"
+    bitrate_kbps: int = 0  # mp3/opus: > 0 streams through an incremental encoder
+
+    @property
+    def compressed(self) -> CompressedFormat | None:
+        """The incremental encoder's settings, for a streamed mp3 or opus format."""
+        if self.container in ("mp3", "opus") and self.bitrate_kbps > 0:
+            return CompressedFormat(self.container, self.sample_rate, self.bitrate_kbps)
+        return None
 
     @property
     def bytes_per_sample(self) -> int:
@@ -81,6 +93,23 @@ _OURS: tuple[Api, ...] = ("synthesize", "stream")
 _PCM24 = OUTPUT_FORMATS["pcm_24000"]
 
 
+def _streamed(name: str, codec: Container, rate: int, kbps: int) -> OutputFormat:
+    media = "audio/mpeg" if codec == "mp3" else "audio/ogg"
+    return OutputFormat(name, "pcm16", rate, container=codec, media_type=media,
+                        bitrate_kbps=kbps)
+
+
+# ElevenLabs' compressed names: codec_rate_kbps.
+_ELEVENLABS_STREAMED = tuple(
+    _streamed(name, codec, rate, kbps)  # type: ignore[arg-type]
+    for name, codec, rate, kbps in (
+        ("mp3_22050_32", "mp3", 22050, 32), ("mp3_24000_48", "mp3", 24000, 48),
+        *((f"mp3_44100_{k}", "mp3", 44100, k) for k in (32, 64, 96, 128, 192)),
+        *((f"opus_48000_{k}", "opus", 48000, k) for k in (32, 64, 96, 128, 192)),
+    )
+)
+
+
 @dataclass(frozen=True)
 class Offer:
     """A format name as one or more APIs spell it."""
@@ -98,18 +127,20 @@ FORMATS: tuple[Offer, ...] = (
     Offer("pcm_22050", OUTPUT_FORMATS["pcm_22050"], (*_OURS, "elevenlabs")),
     Offer("pcm_24000", _PCM24, (*_OURS, "http_stream", "elevenlabs")),
     Offer("pcm_44100", OUTPUT_FORMATS["pcm_44100"], (*_OURS, "elevenlabs")),
+    Offer("pcm_32000", OutputFormat("pcm_32000", "pcm16", 32000), ("elevenlabs",)),
+    Offer("pcm_48000", OutputFormat("pcm_48000", "pcm16", 48000), ("elevenlabs",)),
     Offer("wav", WAV, ("synthesize",)),
     Offer("mulaw_8000", MULAW, ("http_stream",)),
     Offer("ulaw_8000", MULAW, ("elevenlabs",)),
     Offer("alaw_8000", ALAW, ("elevenlabs",)),
-    # OpenAI: every format is 24 kHz mono; ``pcm`` streams, the rest are whole files.
+    *(Offer(f.name, f, ("elevenlabs",)) for f in _ELEVENLABS_STREAMED),
+    # OpenAI: 24 kHz mono (Opus codes 48 kHz); pcm, mp3 and opus stream, wav and flac are
+    # whole files.
     Offer("pcm", replace(_PCM24, media_type="audio/pcm"), ("openai",)),
     Offer("wav", replace(_PCM24, name="wav", container="wav", media_type="audio/wav"),
           ("openai",)),
-    Offer("mp3", replace(_PCM24, name="mp3", container="mp3", media_type="audio/mpeg"),
-          ("openai",)),
-    Offer("opus", replace(_PCM24, name="opus", container="opus", media_type="audio/ogg"),
-          ("openai",)),
+    Offer("mp3", _streamed("mp3", "mp3", 24000, 64), ("openai",)),
+    Offer("opus", _streamed("opus", "opus", 48000, 32), ("openai",)),
     Offer("flac", replace(_PCM24, name="flac", container="flac", media_type="audio/flac"),
           ("openai",)),
 )
@@ -122,10 +153,15 @@ class UnsupportedFormat(InvalidRequest):
 def offered(api: Api) -> dict[str, OutputFormat]:
     """Every format name ``api`` offers in this process, in the registry's order."""
     files = available_file_formats()
+    codecs = available_codecs()
     return {
         o.name: o.format
         for o in FORMATS
-        if api in o.apis and (o.format.container in ("raw", "wav") or o.name in files)
+        if api in o.apis and (
+            o.format.container in ("raw", "wav")
+            or (o.format.compressed is not None and o.format.container in codecs)
+            or (o.format.compressed is None and o.name in files)
+        )
     }
 
 

@@ -30,16 +30,19 @@ class OpenAISpeechRequest(_Strict):
     response_format: StrictStr = Field("mp3", description="wav, pcm, and mp3/opus/flac here.")
     speed: Speed = 1.0
     instructions: StrictStr | None = Field(None, description="Accepted and ignored.")
-    stream_format: StrictStr = Field("audio", description="Only `audio` (raw bytes).")
+    stream_format: StrictStr = Field("audio", description="`audio` (raw bytes) or `sse`.")
     preset: PresetName = "balanced"  # extension: one of our presets
     language: Language = None  # extension: OpenAI infers the language from the text
 
-    def voice_id(self) -> str:
+    def voice_id(self, aliases: dict[str, str] | None = None) -> str:
+        """Our voice id: ``aliases`` (``VOICE_ALIASES``) first, then OpenAI's names = default."""
         voice: Any = self.voice
         if isinstance(voice, dict):
             voice = voice.get("id")
         if not isinstance(voice, str):
             raise InvalidRequest("voice: expected a string or an object with a string id")
+        if aliases and voice in aliases:
+            return aliases[voice]
         return "default" if voice in OPENAI_VOICES else voice
 
 

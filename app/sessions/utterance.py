@@ -59,6 +59,11 @@ class UtteranceSpec:
     speed: float = 1.0
     language: str | None = None
     route: str = "synthesize"  # the metrics label
+    # Sampling, for APIs that expose it (seed-003, ElevenLabs' seed): engines that sample
+    # use them (Chatterbox), the others ignore them.
+    temperature: float | None = None  # replaces the preset's
+    top_p: float | None = None
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,12 @@ async def prepare_utterance(
     if spec.text is not None:
         check_spec_text(runtime, spec.text)
     params = runtime.params(spec.preset, speed=spec.speed, language=spec.language)
+    if spec.temperature is not None:
+        params = replace(params, preset=replace(params.preset, temperature=spec.temperature))
+    if spec.top_p is not None:
+        params = replace(params, extra={**params.extra, "top_p": spec.top_p})
+    if spec.seed is not None:
+        params = replace(params, seed=spec.seed)
     voice_id = validate_voice_id(spec.voice_id)
     if check_capacity:
         runtime.capacity.check()
@@ -168,12 +179,15 @@ class Utterance:
         clause: int | None = None,
         ready_at: float | None = None,
         lead_s: float = 0.0,
+        clause_text: str | None = None,
     ) -> AsyncGenerator[ev.Audio, None]:
         """``Audio`` events for ``text`` through a fresh chain, as each engine chunk passes.
 
         Closing the generator early (cancel, client gone) closes the engine stream, which
-        stops generation. Engine failures surface as ``EngineError``.
+        stops generation. Engine failures surface as ``EngineError``. ``clause_text``: the
+        clause as the client sent it, for the events' alignment (default ``text``).
         """
+        shown = text if clause_text is None else clause_text
         runtime, plan = self.runtime, self.plan
         engine = runtime.engine
         stats = UtteranceStats(started=ready_at or time.perf_counter())
@@ -191,7 +205,7 @@ class Utterance:
                     if stats.engine_first_chunk_ms is None:
                         stats.engine_first_chunk_ms = (now - stats.started) * 1000.0
                     for data in pipeline.push(chunk):
-                        event = self._audio(data, stats, offset, clause, text)
+                        event = self._audio(data, stats, offset, clause, shown)
                         offset += event.seconds
                         yield event
                     stats.engine_chunks += 1
@@ -201,7 +215,7 @@ class Utterance:
         except Exception as exc:
             raise EngineError(f"Synthesis failed: {type(exc).__name__}") from exc
         for data in pipeline.flush():
-            event = self._audio(data, stats, offset, clause, text)
+            event = self._audio(data, stats, offset, clause, shown)
             offset += event.seconds
             yield event
         stats.total_ms = stats.elapsed_ms()

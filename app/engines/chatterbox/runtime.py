@@ -43,6 +43,8 @@ class Plan:
         sampling = Sampling.for_family(family, preset.temperature, preset.cfg_weight)
         if max_tokens is not None:
             sampling = dataclasses.replace(sampling, max_new_tokens=max_tokens)
+        if isinstance(params.extra.get("top_p"), float):  # a client's nucleus sampling
+            sampling = dataclasses.replace(sampling, top_p=params.extra["top_p"])
         turbo = family == "turbo"
         seed = params.seed if params.seed is not None else random.randrange(2**31)
         if params.seed is not None:
