@@ -1,7 +1,7 @@
 """Serializers own the wire formats; the outbox queues events and knows none of them.
 
 Unit tests on the typed events of ``app.protocol.events``: the seed JSON of both sockets,
-Twilio media/mark/clear, ElevenLabs' gathered clause audio, raw bytes for HTTP; and an
+Twilio media/mark/clear, raw bytes for HTTP (ElevenLabs': ``test_elevenlabs_serializer``); and an
 outbox driven with a serializer that records events, to show it never looks inside one.
 """
 
@@ -11,9 +11,8 @@ import asyncio
 import base64
 import json
 
-from app.audio.formats import MULAW, OUTPUT_FORMATS, WAV, resolve_format
+from app.audio.formats import MULAW, WAV, resolve_format
 from app.protocol import events as ev
-from app.protocol.elevenlabs import StreamInputSerializer
 from app.protocol.serializers import (
     RawAudioSerializer,
     RequestSerializer,
@@ -76,19 +75,6 @@ def test_seed_errors_carry_code_clause_and_request_id() -> None:
     (m,) = decoded(s.serialize(ev.Error("Voice not found: x", "voice_not_found", clause=3)))
     assert m == {"type": "error", "error": "Voice not found: x", "code": "voice_not_found",
                  "clause": 3, "request_id": "abc"}
-
-
-def test_elevenlabs_gathers_a_clause_and_aligns_its_characters() -> None:
-    fmt = OUTPUT_FORMATS["pcm_16000"]
-    s = StreamInputSerializer(fmt)
-    s.expect_end(final=True)
-    assert s.serialize(audio(b"\x00\x00" * 320, fmt)) == []
-    assert s.serialize(audio(b"\x00\x00" * 320, fmt)) == []
-    (clause,) = decoded(s.serialize(ev.ClauseDone(0, "Hello!", 2, 0.04)))
-    assert len(base64.b64decode(str(clause["audio"]))) == 1280
-    assert clause["alignment"]["chars"] == list("Hello!")  # type: ignore[index]
-    assert decoded(s.serialize(ev.ReplyDone(2, 10.0, 1))) == [{"isFinal": True}]
-    assert s.done
 
 
 def test_raw_audio_is_bytes_and_nothing_else() -> None:

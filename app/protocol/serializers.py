@@ -25,7 +25,8 @@ gathered audio) because it lives exactly as long as its connection. Here:
 - ``FileSerializer``: one whole file (wav, mp3, opus, flac) at ``UtteranceDone``; encoding
   is blocking C work, so the caller serializes that event in a worker thread.
 
-ElevenLabs' shapes are in ``app.protocol.elevenlabs``.
+ElevenLabs' shapes are in ``app.protocol.elevenlabs_ws`` and ``elevenlabs_api``, OpenAI's
+SSE in ``app.protocol.openai_sse``, compressed HTTP bodies in ``app.protocol.encoded``.
 """
 
 from __future__ import annotations
