@@ -8,6 +8,7 @@ finished, or the error code it got, and whether audio arrived before the error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -130,17 +131,32 @@ async def ws_stream(server: LiveServer, text: str, voice_id: str, probe: bool = 
 
 async def elevenlabs(server: LiveServer, text: str, voice_id: str, probe: bool = True
                      ) -> Outcome:
+    def final(m: dict[str, Any]) -> bool:
+        return m.get("isFinal") is True
+
     url = f"{server.ws}/v1/text-to-speech/{voice_id}/stream-input?output_format=pcm_16000"
     async with await WSClient.connect(url) as ws:
         await ws.send({"text": " "})
         await ws.send(json.dumps({"text": text}))
         await ws.send({"text": ""})
-        messages = await ws.until(lambda m: m.get("isFinal") is True or "error" in m,
-                                  within=60)
+        messages = await ws.until(lambda m: final(m) or "error" in m, within=60)
         audio = sum(len(m["audio"]) for m in messages if m.get("audio"))
-        if messages[-1].get("isFinal") is True:
+        if final(messages[-1]):
+            # stream-input ends with isFinal: the server closes, having released its slot
+            await asyncio.wait_for(ws.conn.wait_closed(), 10)
             return Outcome(None, audio_bytes=audio)
-        return Outcome(messages[-1]["code"], audio_bytes=audio)
+        code = messages[-1]["code"]
+        if not probe:
+            return Outcome(code, audio_bytes=audio)
+        # A bad message leaves the socket open: the end of input that followed still
+        # finishes the stream, then the server closes it (having released its slot). A
+        # refused connection is closed instead.
+        try:
+            open_after = final((await ws.until(final, within=30))[-1])
+            await asyncio.wait_for(ws.conn.wait_closed(), 10)  # the server closes after it
+        except Exception:
+            open_after = False
+        return Outcome(code, audio_bytes=audio, open_after=open_after)
 
 
 ROUTES: dict[str, Driver] = {

@@ -6,10 +6,11 @@ with one implicit context that ``{"text": ""}`` ends (the ElevenLabs SDK's
 ``convert_realtime``). ``app.protocol.elevenlabs_ws`` owns the message shapes and has the
 protocol notes. Audio goes out per engine chunk with its characters' alignment.
 
-A socket that cannot work at all is refused before its first message, with an error message
-and a close code that is not 1000, so no client takes it for a finished stream: 1008
-(policy) for a bad request (unsupported ``output_format``, invalid or unknown voice), 1013
-(try again later) for a full or draining replica or a voice store that is down.
+A socket that cannot work at all is refused with an error message and a close code that is
+not 1000, so no client takes it for a finished stream: 1008 (policy) for a bad request (an
+unsupported ``output_format`` at once; an invalid or unknown voice at the first message),
+1013 (try again later) for a full or draining replica or a voice store that is down (at the
+first message, which is when the connection takes its slot).
 Authentication, admission, message-rate limits, slow consumers and shutdown are those of
 our other sockets (``app.api.ws``); the key may come as ``xi-api-key`` header or
 ``xi_api_key`` query parameter, as ElevenLabs clients send it.
@@ -31,16 +32,11 @@ from app.sessions.contexts import ContextOptions, ContextSession
 
 router = APIRouter()
 WS_POLICY_VIOLATION = 1008
-WS_TRY_AGAIN_LATER = 1013
 
 Str = Annotated[str, Query(max_length=64)]
 OptStr = Annotated[str | None, Query(max_length=200)]
 Timeout = Annotated[float, Query(gt=0, le=180)]
 Seed = Annotated[int | None, Query(ge=0, le=4_294_967_295)]
-
-
-def _close_code(exc: TTSError) -> int:
-    return WS_TRY_AGAIN_LATER if exc.status_code >= 500 else WS_POLICY_VIOLATION
 
 
 async def _run(ws: WebSocket, route_name: str, fmt_name: str, multi: bool,
@@ -55,13 +51,8 @@ async def _run(ws: WebSocket, route_name: str, fmt_name: str, multi: bool,
     runtime, conn, outbox = await open_socket(ws, route_name, serializer)
     session = ContextSession(runtime, outbox, serializer,
                              ContextOptions(format=fmt, multi=multi, **options))  # type: ignore[arg-type]
-    if failure is None:
-        try:
-            await session.start()
-        except TTSError as exc:
-            failure = exc
-    if failure is not None:
-        outbox.request_close(_close_code(failure), failure.code, ev.Error.of(failure))
+    if failure is not None:  # known from the URL alone: refused at once
+        outbox.request_close(WS_POLICY_VIOLATION, failure.code, ev.Error.of(failure))
     await serve_socket(ws, runtime, conn, session, lambda data: session.on_message)
 
 

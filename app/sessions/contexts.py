@@ -1,7 +1,10 @@
 """Contexts on one socket: ElevenLabs' multi-stream-input (and stream-input, one context).
 
-A connection is one call: the voice, the format and a synthesis slot are settled when it
-opens (``start``), before any message, so a socket that cannot work is refused at once.
+A connection is one call: the voice and a synthesis slot are settled at its first message
+(``start``: capacity first, then the voice) and kept until it closes; a socket that cannot
+work is refused then, with an error and a close that is not 1000 (1008 for a bad request,
+1013 for a full replica or a store that is down), since every later message would fail the
+same way.
 Each context is one reply: its own clause segmenter and its own ``Utterance`` (on the
 connection's slot, with the metrics of a reply). One producer speaks the queued clauses in
 order and emits each engine chunk's ``Audio`` event as soon as it has passed the chain; the
@@ -45,8 +48,11 @@ from app.runtime import Runtime
 from app.sessions.outbox import Outbox
 from app.sessions.utterance import Utterance, UtterancePlan, UtteranceSpec, prepare_utterance
 from app.text import ClauseSegmenter, speakable
+from app.text.clean import check_characters
 
 WS_NORMAL = 1000
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
 MAX_CONTEXTS = 5  # ElevenLabs' own limit per connection
 MAX_CONTEXT_ID = 128
 _SENTENCE_END = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
@@ -112,7 +118,10 @@ class ContextSession:
         # Ids whose isFinal went out (bounded): text for them is an error, not a new context.
         self._finished: dict[str | None, None] = {}
         self._queue: asyncio.Queue[_Clause | tuple[_Context, object]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        # Inactivity counts from the connection's opening, messages or not.
+        self._tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._watch_inactivity(), name="contexts-inactivity")
+        ]
         self._plan: UtterancePlan | None = None
         self._slot: Slot | None = None
         self._next_reply = 0
@@ -123,7 +132,7 @@ class ContextSession:
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Every check before the first message: preset, voice, a slot (typed errors)."""
+        """Every check, at the first message: preset, capacity, voice, a slot (typed errors)."""
         runtime, options = self.runtime, self.options
         if runtime.draining:
             raise Busy("Server shutting down: start the call on another replica",
@@ -133,10 +142,7 @@ class ContextSession:
                              seed=options.seed)
         self._plan = await prepare_utterance(runtime, spec)  # capacity first, then the voice
         self._slot = runtime.capacity.acquire(oneshot=False)
-        self._tasks = [
-            asyncio.create_task(self._produce(), name="contexts-producer"),
-            asyncio.create_task(self._watch_inactivity(), name="contexts-inactivity"),
-        ]
+        self._tasks.append(asyncio.create_task(self._produce(), name="contexts-producer"))
 
     @property
     def busy(self) -> bool:
@@ -162,7 +168,14 @@ class ContextSession:
     async def on_message(self, data: dict[str, Any]) -> None:
         self._last_message = time.monotonic()
         if self._plan is None:
-            return  # the connection was refused at start; its close is on the way
+            if self.outbox.closed:
+                return  # refused; its close is on the way
+            try:
+                await self.start()
+            except TTSError as exc:
+                code = WS_TRY_AGAIN_LATER if exc.status_code >= 500 else WS_POLICY_VIOLATION
+                self.outbox.request_close(code, exc.code, ev.Error.of(exc))
+                return
         if data.get("close_socket") is True:
             self.outbox.request_close(WS_NORMAL, "close_socket")
             return
@@ -242,6 +255,7 @@ class ContextSession:
         self.outbox.cancel()  # their audio still queued for the socket is not sent
 
     def _add_text(self, ctx: _Context, text: str) -> None:
+        check_characters(text)  # invalid_text: controls and lone surrogates, before any audio
         limit = self.runtime.settings.max_text_length
         if ctx.chars + len(text) > limit:
             raise InvalidRequest(f"Context text is too long (limit {limit} characters)",
