@@ -37,6 +37,7 @@ from app.protocol.elevenlabs_api import (
 from app.protocol.encoded import EncodedAudioSerializer
 from app.protocol.serializers import Serializer
 from app.runtime import Runtime
+from app.sessions.oneshot import run_whole
 from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance
 
 router = APIRouter(route_class=shaped_error_route(http_error, validation_status=422))
@@ -62,11 +63,7 @@ async def _open(
 
 
 async def _collect(utterance: Utterance, serializer: Serializer) -> list[bytes]:
-    out: list[bytes] = []
-    with utterance:
-        async for event in utterance:
-            out += [m for m in serializer.serialize(event) if isinstance(m, bytes)]
-    return out
+    return [m for m in await run_whole(utterance, serializer) if isinstance(m, bytes)]
 
 
 @router.post("/v1/text-to-speech/{voice_id}", dependencies=[RequireApiKey])
