@@ -22,11 +22,11 @@ from app.api.playground import router as playground_router
 from app.api.twilio import router as twilio_router
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
+from app.capacity import Capacity
 from app.config import Settings, get_settings
+from app.connections import ConnectionRegistry
 from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
-from app.sessions.capacity import Capacity
-from app.sessions.limits import ConnectionRegistry
 from app.voices.manager import VoiceManager
 from app.voices.stores import build_store
 

@@ -19,19 +19,19 @@ slot) gets an error message and then a normal close (1000), since every later me
 fail the same way. Authentication, admission, message-rate limits, idle timeout, slow
 consumers and shutdown are those of our other sockets (``app.api.ws``): the key may come as
 ``xi-api-key`` header or ``xi_api_key`` query parameter, as ElevenLabs clients send it.
+``language_code`` (query) selects the language, as ElevenLabs' multilingual models take it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 
-from app.api.ws import _open, _serve
+from app.api.ws import open_socket, serve_socket
 from app.errors import TTSError
 from app.protocol import elevenlabs as el
-from app.runtime import Runtime
+from app.protocol import events as ev
 from app.sessions.outbox import Outbox
 from app.sessions.stream_session import StreamSession
 
@@ -40,38 +40,26 @@ WS_NORMAL = 1000
 
 
 class _Adapter:
-    """One connection: client messages to session calls, session messages to the socket."""
+    """One connection: client messages to session calls (the serializer shapes the replies)."""
 
-    def __init__(self, ws: WebSocket, voice_id: str, preset: str, fmt_name: str) -> None:
-        self.ws = ws
+    def __init__(
+        self, session: StreamSession, serializer: el.StreamInputSerializer, voice_id: str,
+        preset: str, fmt_name: str, language: str | None,
+    ) -> None:
+        self.session = session
+        self.outbox: Outbox = session.outbox
+        self.serializer = serializer
         self.voice_id = voice_id
         self.preset = preset
         self.fmt_name = fmt_name
-        self.serializer = el.StreamInputSerializer(el.elevenlabs_format(fmt_name))
-        self.outbox: Outbox | None = None
-        self.session: StreamSession | None = None
+        self.language = language
         self.started = False
         self.ended = False
 
-    def bind(self, runtime: Runtime, outbox: Outbox) -> StreamSession:
-        self.outbox = outbox
-        self.session = StreamSession(runtime, outbox)
-        return self.session
-
-    async def write(self, text: str) -> None:
-        """The outbox's writer: what the session says, in ElevenLabs' shapes."""
-        for out in self.serializer.translate(json.loads(text)):
-            await self.ws.send_text(json.dumps(out, separators=(",", ":")))
-        if self.serializer.finished and self.outbox is not None:
-            self.outbox.request_close(WS_NORMAL, "input ended")
-
     async def error(self, message: str, code: str) -> None:
-        assert self.outbox is not None
-        # A session-shaped error through the outbox; the serializer gives it ElevenLabs' shape.
-        await self.outbox.control({"type": "error", "error": message, "code": code})
+        await self.outbox.control(ev.Error(message, code))
 
     async def on_message(self, data: dict[str, Any]) -> None:
-        assert self.session is not None and self.outbox is not None
         text = data.get("text")
         if not isinstance(text, str):
             await self.error('Missing text: send {"text": "..."}', "invalid_message")
@@ -83,11 +71,11 @@ class _Adapter:
             try:
                 await self.session.on_init({
                     "type": "init", "voice_id": self.voice_id, "preset": self.preset,
-                    "output_format": el.ELEVENLABS_FORMATS[self.fmt_name],
+                    "output_format": self.serializer.fmt.name, "language": self.language,
                 })
             except TTSError as exc:
                 # Bad or unknown voice, busy: every later message would fail the same way.
-                self.outbox.request_close(WS_NORMAL, exc.code, el.error(exc.message, exc.code))
+                self.outbox.request_close(WS_NORMAL, exc.code, ev.Error.of(exc))
                 return
             self.started = True
             if text != "" and not text.strip():
@@ -110,20 +98,20 @@ async def stream_input(
     output_format: Annotated[str, Query(max_length=64)] = "pcm_16000",
     preset: Annotated[str, Query(max_length=64)] = "adaptive",
     model_id: Annotated[str | None, Query(max_length=200)] = None,
+    language_code: Annotated[str | None, Query(max_length=16)] = None,
 ) -> None:
     """ElevenLabs-style text in, audio with character alignment out (see module docstring)."""
+    failure: TTSError | None = None
     try:
-        adapter = _Adapter(ws, voice_id, preset, output_format)
+        fmt = el.elevenlabs_format(output_format)
     except TTSError as exc:
-        adapter = None
-        failure = el.error(exc.message, exc.code)
-    runtime, conn, outbox = await _open(
-        ws, "elevenlabs", adapter.write if adapter is not None else None
-    )
-    if adapter is None:
-        outbox.request_close(WS_NORMAL, failure["code"], failure)
-        session: Any = StreamSession(runtime, outbox)
-        await _serve(ws, runtime, conn, session, lambda data: None)
+        fmt, failure = el.elevenlabs_format("pcm_16000"), exc
+    serializer = el.StreamInputSerializer(fmt)
+    runtime, conn, outbox = await open_socket(ws, "elevenlabs", serializer)
+    session = StreamSession(runtime, outbox, route="elevenlabs")
+    if failure is not None:
+        outbox.request_close(WS_NORMAL, failure.code, ev.Error.of(failure))
+        await serve_socket(ws, runtime, conn, session, lambda data: None)
         return
-    session = adapter.bind(runtime, outbox)
-    await _serve(ws, runtime, conn, session, lambda data: adapter.on_message)
+    adapter = _Adapter(session, serializer, voice_id, preset, output_format, language_code)
+    await serve_socket(ws, runtime, conn, session, lambda data: adapter.on_message)

@@ -1,4 +1,4 @@
-"""HTTP routes: health, readiness and batch synthesis."""
+"""HTTP routes: health, readiness, metrics and batch synthesis (parse, open, serialize)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.auth import RequireApiKey, check_key, presented_key
+from app.api.deps import RuntimeDep
+from app.audio.formats import resolve_format
 from app.observability.metrics import CONTENT_TYPE
 from app.protocol.requests import SynthesizeRequest
-from app.runtime import RuntimeDep
 from app.sessions.oneshot import synthesize_batch
+from app.sessions.utterance import UtteranceSpec
 
 router = APIRouter()
 
@@ -54,18 +56,23 @@ async def synthesize(
     ``audio`` is a list of base64 160-byte frames for ``mulaw``/``alaw``, base64 WAV (engine
     rate) for ``wav``, and base64 PCM16 little-endian for ``pcm_*``.
     """
-    result = await synthesize_batch(runtime, req)
+    spec = UtteranceSpec(
+        req.text, req.voice_id, req.preset, resolve_format("synthesize", req.output_format),
+        speed=req.speed, language=req.language, route="synthesize",
+    )
+    result = await synthesize_batch(runtime, spec)
     encoded = [base64.b64encode(f).decode("ascii") for f in result.frames]
-    audio: Any = encoded if result.fmt_name in ("mulaw", "alaw") else encoded[0]
+    framed = result.format.encoding != "pcm16"
+    done = result.done
     return {
-        "audio": audio,
+        "audio": encoded if framed else encoded[0],
         "duration_seconds": round(result.duration_s, 4),
-        "sample_rate": result.sample_rate,
-        "format": result.fmt_name,
-        "total_ms": round(result.stats.total_ms, 2),
-        "first_chunk_ms": round(result.stats.first_frame_ms or 0.0, 2),
-        "latency": result.latency,
-        "backend": runtime.engine.name,
-        "voice_id": result.voice.voice_id,
-        "builtin_voice": result.voice.builtin,
+        "sample_rate": result.format.sample_rate,
+        "format": result.format.name,
+        "total_ms": round(done.total_ms, 2),
+        "first_chunk_ms": round(done.first_frame_ms, 2),
+        "latency": done.latency,
+        "backend": done.backend,
+        "voice_id": done.voice_id,
+        "builtin_voice": done.builtin_voice,
     }

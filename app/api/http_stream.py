@@ -1,10 +1,11 @@
 """``POST /v1/audio/speech/stream``: raw audio over chunked HTTP, for clients without sockets.
 
 Everything that can be wrong with the request (text, preset, format, voice id, the voice
-itself, a free slot) is checked before the response starts, so those are proper 4xx/503
-answers with our JSON error body. Once the 200 and the first bytes are out, an engine failure
-can only end the stream: the connection is dropped without the final empty chunk, so an HTTP
-client sees an incomplete (failed) transfer rather than a short file that looks complete.
+itself, a free slot) is checked by ``open_utterance`` before the response starts, so those
+are proper 4xx/503 answers with our JSON error body. Once the 200 and the first bytes are
+out, an engine failure can only end the stream: the connection is dropped without the final
+empty chunk, so an HTTP client sees an incomplete (failed) transfer rather than a short
+file that looks complete.
 """
 
 from __future__ import annotations
@@ -17,52 +18,64 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.api.auth import RequireApiKey
+from app.api.deps import RuntimeDep
+from app.audio.formats import resolve_format
 from app.errors import TTSError
-from app.protocol.speech import SpeechStreamRequest, stream_format
-from app.runtime import RuntimeDep
-from app.sessions.speech import SpeechJob, open_speech
+from app.protocol.serializers import RawAudioSerializer
+from app.protocol.speech import SpeechStreamRequest
+from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance, outcome_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-class JobStreamingResponse(StreamingResponse):
-    """A streaming response that gives the job's slot back however the response ends.
+class UtteranceResponse(StreamingResponse):
+    """A chunked response of one utterance's audio, closed however the response ends.
 
-    The body generator releases it too, but a generator that never started (the client left
+    The body generator closes it too, but a generator that never started (the client left
     before the first chunk) never runs its ``finally``.
     """
 
-    def __init__(self, job: SpeechJob, content: AsyncIterator[bytes], **kwargs: object) -> None:
-        super().__init__(content, **kwargs)  # type: ignore[arg-type]
-        self.job = job
+    def __init__(self, utterance: Utterance, **kwargs: object) -> None:
+        super().__init__(audio_body(utterance), **kwargs)  # type: ignore[arg-type]
+        self.utterance = utterance
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.job.release()
+            self.utterance.close()
 
 
-async def stream_body(job: SpeechJob) -> AsyncIterator[bytes]:
+async def audio_body(utterance: Utterance) -> AsyncIterator[bytes]:
+    serializer = RawAudioSerializer()
     try:
-        async for data in job.chunks():
-            yield data
+        async for event in utterance:
+            for data in serializer.serialize(event):
+                assert isinstance(data, bytes)
+                yield data
     except TTSError as exc:
         # After the 200 there is no status to change: log it and let the connection drop.
         log.warning("stream failed after its first byte: %s (%s)", exc.code, exc.message)
+        utterance.close(exc.code)
         raise
+    except BaseException as exc:
+        utterance.close(outcome_of(exc))
+        raise
+    finally:
+        utterance.close()
 
 
-def audio_headers(job: SpeechJob, fmt_name: str) -> dict[str, str]:
+def audio_headers(utterance: Utterance, fmt_name: str) -> dict[str, str]:
+    fmt = utterance.format
     return {
         "X-Audio-Format": fmt_name,
-        "X-Sample-Rate": str(job.fmt.sample_rate),
-        "X-Audio-Encoding": "mulaw" if job.fmt.encoding == "mulaw" else "pcm_s16le",
+        "X-Sample-Rate": str(fmt.sample_rate),
+        "X-Audio-Encoding": "mulaw" if fmt.encoding == "mulaw" else "pcm_s16le",
         "X-Channels": "1",
-        "X-Voice-Id": job.voice.voice_id,
-        "X-Builtin-Voice": "true" if job.voice.builtin else "false",
-        "X-Backend": job.runtime.engine.name,
+        "X-Voice-Id": utterance.voice.voice_id,
+        "X-Builtin-Voice": "true" if utterance.voice.builtin else "false",
+        "X-Backend": utterance.runtime.engine.name,
         "Cache-Control": "no-store",
     }
 
@@ -73,11 +86,9 @@ async def speech_stream(req: SpeechStreamRequest, runtime: RuntimeDep) -> Stream
 
     Headers say the format, rate and encoding; the body is headerless audio, chunked.
     """
-    fmt, media_type = stream_format(req.format)
-    job = await open_speech(
-        runtime, text=req.text, voice_id=req.voice_id, preset=req.preset, fmt=fmt,
-        speed=req.speed,
-    )
-    return JobStreamingResponse(
-        job, stream_body(job), media_type=media_type, headers=audio_headers(job, req.format)
-    )
+    fmt = resolve_format("http_stream", req.format, field="format")
+    spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt, framed=False,
+                         speed=req.speed, language=req.language, route="http_stream")
+    utterance = await open_utterance(runtime, spec)
+    return UtteranceResponse(utterance, media_type=fmt.media_type,
+                             headers=audio_headers(utterance, req.format))

@@ -20,13 +20,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.auth import RequireApiKey
-from app.api.http_stream import JobStreamingResponse, audio_headers, stream_body
-from app.audio import get_output_format
-from app.audio.files import MEDIA_TYPES, available_file_formats, encode_file
+from app.api.deps import RuntimeDep
+from app.api.http_stream import UtteranceResponse, audio_headers
+from app.audio.files import encode_file
+from app.audio.formats import resolve_format
 from app.errors import InvalidRequest, TTSError
-from app.protocol.openai import OPENAI_RATE, OpenAISpeechRequest, openai_error
-from app.runtime import RuntimeDep
-from app.sessions.speech import open_speech
+from app.protocol.openai import OpenAISpeechRequest, openai_error
+from app.sessions.utterance import UtteranceSpec, open_utterance
 
 log = logging.getLogger(__name__)
 
@@ -82,37 +82,22 @@ class OpenAIErrorRoute(APIRoute):
 router = APIRouter(route_class=OpenAIErrorRoute)
 
 
-def response_format(name: str) -> str:
-    valid = ("pcm", *available_file_formats())
-    if name not in valid:
-        raise InvalidRequest(
-            f"Unsupported response_format: {name[:32]!r}. Supported here: {', '.join(valid)}",
-            code="unsupported_response_format",
-        )
-    return name
-
-
 @router.post("/v1/audio/speech", dependencies=[RequireApiKey])
 async def openai_speech(req: OpenAISpeechRequest, runtime: RuntimeDep) -> Response:
     """OpenAI-compatible speech: ``pcm`` streams; file formats come whole at the end."""
-    fmt_name = response_format(req.response_format)
+    fmt = resolve_format("openai", req.response_format, field="response_format")
     if req.stream_format != "audio":
         raise InvalidRequest("Unsupported stream_format: only 'audio' is available here")
-    job = await open_speech(
-        runtime, text=req.input, voice_id=req.voice_id(), preset=req.preset,
-        fmt=get_output_format("pcm_24000"), speed=req.speed,
-    )
-    headers = audio_headers(job, fmt_name)
+    spec = UtteranceSpec(req.input, req.voice_id(), req.preset, fmt, framed=False,
+                         speed=req.speed, language=req.language, route="openai")
+    utterance = await open_utterance(runtime, spec)
+    headers = audio_headers(utterance, req.response_format)
     # Echoed for the client's logs; a header carries printable ASCII only.
     headers["X-Model"] = "".join(c for c in req.model[:100] if " " <= c <= "~")
-    if fmt_name == "pcm":
-        return JobStreamingResponse(job, stream_body(job), media_type="audio/pcm", headers=headers)
-    try:
-        pcm = await job.collect()
-    finally:
-        job.release()
-    data = await anyio.to_thread.run_sync(encode_file, pcm, OPENAI_RATE, fmt_name)
+    if fmt.container == "raw":
+        return UtteranceResponse(utterance, media_type=fmt.media_type, headers=headers)
+    with utterance:
+        pcm = await utterance.collect()
+    data = await anyio.to_thread.run_sync(encode_file, pcm, fmt.sample_rate, fmt.container)
     del headers["X-Audio-Encoding"]
-    return Response(data, media_type=MEDIA_TYPES[fmt_name], headers=headers)
-
-
+    return Response(data, media_type=fmt.media_type, headers=headers)

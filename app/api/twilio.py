@@ -21,8 +21,9 @@ from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
+from app.api.deps import get_runtime
 from app.errors import Forbidden, InvalidVoiceId, NotConfigured, TTSError
-from app.runtime import Runtime, get_runtime
+from app.runtime import Runtime
 from app.sessions.oneshot import warmup as run_warmup
 from app.voices.validation import validate_voice_id
 

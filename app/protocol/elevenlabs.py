@@ -1,7 +1,7 @@
-"""ElevenLabs' stream-input wire format, translated from our streaming session's messages.
+"""ElevenLabs' stream-input wire format, from our streaming session's events.
 
 ``WS /v1/text-to-speech/{voice_id}/stream-input`` runs the same ``StreamSession`` as
-``/ws/synthesize-stream``; this serializer turns that session's messages into the ones
+``/ws/synthesize-stream``; this serializer turns that session's events into the messages
 ElevenLabs clients read:
 
 - audio frames of a clause are gathered and sent when its ``sentence_complete`` arrives, as
@@ -16,35 +16,18 @@ ElevenLabs clients read:
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from typing import Any
 
-from app.audio import OutputFormat, get_output_format
-from app.errors import InvalidRequest
+from app.audio.formats import OutputFormat, resolve_format
+from app.protocol import events as ev
+from app.protocol.serializers import WireMessage, b64, dumps
 from app.text.alignment import estimate_char_timings
-
-# ElevenLabs' output_format names -> ours. (Their mp3_*/opus_* formats are not offered.)
-ELEVENLABS_FORMATS: dict[str, str] = {
-    "ulaw_8000": "mulaw",
-    "alaw_8000": "alaw",
-    "pcm_8000": "pcm_8000",
-    "pcm_16000": "pcm_16000",
-    "pcm_22050": "pcm_22050",
-    "pcm_24000": "pcm_24000",
-    "pcm_44100": "pcm_44100",
-}
 
 
 def elevenlabs_format(name: str) -> OutputFormat:
-    try:
-        return get_output_format(ELEVENLABS_FORMATS[name])
-    except KeyError:
-        raise InvalidRequest(
-            f"Unsupported output_format: {name[:32]!r}. "
-            f"Supported here: {', '.join(ELEVENLABS_FORMATS)}",
-            code="unsupported_output_format",
-        ) from None
+    """ElevenLabs' ``output_format`` names (``ulaw_8000``, ``pcm_16000``, ...); mp3/opus not."""
+    return resolve_format("elevenlabs", name)
 
 
 def error(message: str, code: str) -> dict[str, Any]:
@@ -52,45 +35,43 @@ def error(message: str, code: str) -> dict[str, Any]:
 
 
 class StreamInputSerializer:
-    """Per connection: our stream-session messages in, ElevenLabs messages out."""
+    """Per connection: stream-session events in, ElevenLabs messages out."""
 
     def __init__(self, fmt: OutputFormat) -> None:
         self.fmt = fmt
         self._clause_audio = bytearray()
         self._ends: deque[bool] = deque()  # for each end sent to the session: is it final?
-        self.finished = False
+        self.done = False
 
     def expect_end(self, *, final: bool) -> None:
         """The adapter ended a reply on the session (``final``: the client's empty text)."""
         self._ends.append(final)
 
-    def translate(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        kind = message.get("type")
-        if kind == "audio":
-            self._clause_audio += base64.b64decode(message["audio"])
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        if isinstance(event, ev.Audio):
+            self._clause_audio += event.data
             return []
-        if kind == "sentence_complete":
-            return self._clause(message.get("text", ""))
-        if kind == "complete":
+        if isinstance(event, ev.ClauseDone):
+            return self._clause(event.text)
+        if isinstance(event, ev.ReplyDone):
             out = self._clause("") if self._clause_audio else []
             if self._ends.popleft() if self._ends else True:
-                self.finished = True
-                out.append({"isFinal": True})
+                self.done = True
+                out.append(dumps({"isFinal": True}))
             return out
-        if kind == "error" or "error" in message:
-            return [error(str(message.get("error")), str(message.get("code", "error")))]
+        if isinstance(event, ev.Error):
+            return [dumps(error(event.message, event.code))]
         return []
 
-    def _clause(self, text: str) -> list[dict[str, Any]]:
+    def _clause(self, text: str) -> list[WireMessage]:
         audio = bytes(self._clause_audio)
         self._clause_audio.clear()
         if not audio:
             return []
-        seconds = len(audio) / self.fmt.bytes_per_sample / self.fmt.sample_rate
-        alignment = estimate_char_timings(text, seconds * 1000.0).to_dict()
-        return [{
-            "audio": base64.b64encode(audio).decode("ascii"),
+        alignment = estimate_char_timings(text, self.fmt.seconds(len(audio)) * 1000.0).to_dict()
+        return [dumps({
+            "audio": b64(audio),
             "isFinal": False,
             "alignment": alignment,
             "normalizedAlignment": alignment,
-        }]
+        })]

@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP audio adapters and the names of the formats they offer.
+"""The request body of ``POST /v1/audio/speech/stream`` (formats: ``app.audio.formats``).
 
 ``POST /v1/audio/speech/stream`` (our raw chunked stream) uses our own format names with
 the codec spelled out (``pcm_16000``, ``pcm_24000``, ``mulaw_8000``); ``POST /v1/audio/speech``
@@ -9,37 +9,17 @@ from __future__ import annotations
 
 from pydantic import Field, StrictStr
 
-from app.audio import OutputFormat, get_output_format
-from app.errors import InvalidRequest
-from app.protocol.requests import _Strict
-
-# Stream format name -> (our output format, Content-Type of the response).
-STREAM_FORMATS: dict[str, tuple[str, str]] = {
-    "pcm_16000": ("pcm_16000", "application/octet-stream"),
-    "pcm_24000": ("pcm_24000", "application/octet-stream"),
-    "mulaw_8000": ("mulaw", "audio/basic"),
-}
+from app.protocol.requests import Language, PresetName, Speed, Text, VoiceId, _Strict
 
 
 class SpeechStreamRequest(_Strict):
     """``POST /v1/audio/speech/stream``: raw audio as it is generated, chunked."""
 
-    text: StrictStr = Field(description="Text to speak.")
-    voice_id: StrictStr = Field("default", description="Voice id; `default` is the built-in voice.")
-    preset: StrictStr = Field("balanced", description="One of the presets in /health.")
+    text: Text
+    voice_id: VoiceId = "default"
+    preset: PresetName = "balanced"
     format: StrictStr = Field(
         "pcm_16000", description="pcm_16000 (default), pcm_24000 (16-bit LE mono) or mulaw_8000."
     )
-    speed: float = Field(1.0, ge=0.25, le=4.0, allow_inf_nan=False,
-                         description="Speaking rate where the engine supports it (piper).")
-
-
-def stream_format(name: str) -> tuple[OutputFormat, str]:
-    """(output format, Content-Type) for a stream format name; unknown names list the valid."""
-    try:
-        ours, media_type = STREAM_FORMATS[name]
-    except KeyError:
-        raise InvalidRequest(
-            f"Unknown format: {name[:32]!r}. Valid formats: {', '.join(STREAM_FORMATS)}"
-        ) from None
-    return get_output_format(ours), media_type
+    speed: Speed = 1.0
+    language: Language = None

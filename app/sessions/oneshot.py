@@ -1,78 +1,49 @@
-"""A whole utterance at once, for ``POST /synthesize`` (and anything else that batches).
+"""A whole utterance at once, for ``POST /synthesize`` and ``POST /warmup``.
 
-Validation happens before any work: preset, format, text and voice are checked first, so
-a bad request never takes a slot or starts the engine.
+Both are ``open_utterance`` plus gathering: everything that can be wrong with the request
+is checked before any work, so a bad request never takes a slot or starts the engine.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from app.audio import OutputFormat, get_output_format, wav_bytes
+from app.audio import wav_bytes
+from app.audio.formats import MULAW, OutputFormat
 from app.engines.base import VoiceHandle
-from app.errors import InvalidRequest
-from app.protocol.requests import SynthesizeRequest, check_text
+from app.protocol import events as ev
 from app.runtime import Runtime
-from app.sessions.utterance import UtteranceStats, synthesize_frames
-from app.voices.validation import validate_voice_id
-
-BATCH_FORMATS = ("mulaw", "alaw", "wav", "pcm_8000", "pcm_16000", "pcm_24000")
+from app.sessions.utterance import UtteranceSpec, open_utterance
 
 
 @dataclass
 class BatchResult:
     frames: list[bytes]  # 20 ms frames for mulaw/alaw; one blob otherwise
-    fmt_name: str
-    sample_rate: int
+    format: OutputFormat
     duration_s: float
-    stats: UtteranceStats
-    latency: dict[str, float]
+    done: ev.UtteranceDone
     voice: VoiceHandle
 
 
-def batch_format(name: str) -> tuple[OutputFormat | None, bool]:
-    """(format, framed); ``None`` format means WAV at the engine rate."""
-    if name == "wav":
-        return None, False
-    if name not in BATCH_FORMATS:
-        raise InvalidRequest(
-            f"Unknown output_format: {name:.32}. Valid formats: {', '.join(BATCH_FORMATS)}"
-        )
-    fmt = get_output_format(name)
-    return fmt, fmt.encoding != "pcm16"
-
-
-async def synthesize_batch(runtime: Runtime, req: SynthesizeRequest) -> BatchResult:
-    text = check_text(req.text, runtime.settings.max_text_length)
-    params = runtime.params(req.preset, speed=req.speed)
-    voice_id = validate_voice_id(req.voice_id)
-    engine = runtime.engine
-    fmt, framed = batch_format(req.output_format)
-    voice = await runtime.voices.get(voice_id)
-    pipeline = runtime.pipeline(fmt, framed=framed)
-    if fmt is None:
-        rate, bytes_per_sample = engine.sample_rate, 2
-    else:
-        rate, bytes_per_sample = fmt.sample_rate, fmt.bytes_per_sample
-    stats = UtteranceStats()
-    with runtime.capacity.acquire():
-        frames = [f async for f in synthesize_frames(engine, voice, text, params, pipeline, stats)]
-    runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
+async def synthesize_batch(runtime: Runtime, spec: UtteranceSpec) -> BatchResult:
+    """``spec.format`` framed for G.711 (a list of frames), one blob for PCM and WAV."""
+    framed = spec.format.encoding != "pcm16"
+    utterance = await open_utterance(runtime, UtteranceSpec(**{**vars(spec), "framed": framed}))
+    frames: list[bytes] = []
+    done: ev.UtteranceDone | None = None
+    with utterance:
+        async for event in utterance:
+            if isinstance(event, ev.Audio):
+                frames.append(event.data)
+            elif isinstance(event, ev.UtteranceDone):
+                done = event
+    assert done is not None
+    fmt = utterance.format
     if not framed:
         blob = b"".join(frames)
-        duration = len(blob) / bytes_per_sample / rate
-        frames = [wav_bytes(blob, rate) if fmt is None else blob]
-    else:
-        duration = pipeline.samples_out / rate
-    return BatchResult(
-        frames=frames,
-        fmt_name=req.output_format,
-        sample_rate=rate,
-        duration_s=duration,
-        stats=stats,
-        latency=stats.latency(pipeline),
-        voice=voice,
-    )
+        frames = [wav_bytes(blob, fmt.sample_rate) if fmt.container == "wav" else blob]
+    return BatchResult(frames, fmt, utterance.seconds, done, utterance.voice)
 
 
 WARMUP_TEXT = "Hello, one moment please."
@@ -84,14 +55,10 @@ async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
     The call webhook calls this while the phone rings, so the first reply of the call
     pays no cold-start cost (voice fetch, conditioning, first-run kernels).
     """
-    voice_id = validate_voice_id(voice_id)
-    params = runtime.params(preset)
-    stats = UtteranceStats()
-    voice = await runtime.voices.get(voice_id)
-    engine = runtime.engine
-    pipeline = runtime.pipeline(get_output_format("mulaw"))
-    with runtime.capacity.acquire():
-        async for _ in synthesize_frames(engine, voice, WARMUP_TEXT, params, pipeline, stats):
+    started = time.perf_counter()
+    spec = UtteranceSpec(WARMUP_TEXT, voice_id, preset, MULAW, route="warmup")
+    utterance = await open_utterance(runtime, spec)
+    with utterance:
+        async for _ in utterance:
             pass
-    runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
-    return stats.elapsed_ms()
+    return (time.perf_counter() - started) * 1000.0
