@@ -26,9 +26,11 @@ test: setup
 	PYTHON=$(PYTHON) bash scripts/install-pipecat-venv.sh $(VENV)-pipecat
 	$(PY) -m pytest -q
 
+# ruff, mypy, and the layer contracts in pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check app tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

@@ -1,10 +1,11 @@
 """``POST /v1/audio/speech``: OpenAI's speech API, so OpenAI TTS clients need only a base URL.
 
 ``pcm`` streams (chunked) as it is generated, like OpenAI's; ``wav``, ``mp3``, ``opus`` and
-``flac`` are whole files encoded once synthesis ends (``app.audio.files``; which of them a
-process offers depends on its libsndfile). Every error on this route, validation and
-authentication included, uses OpenAI's error envelope with our codes, so OpenAI clients
-surface the message instead of a parse failure.
+``flac`` are whole files encoded once synthesis ends (``FileSerializer``; which of them a
+process offers depends on its libsndfile, ``app.audio.formats``). Every error on this
+route, validation and authentication included, uses OpenAI's error envelope with our codes
+(and is counted in the metrics like every other), so OpenAI clients surface the message
+instead of a parse failure.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.auth import RequireApiKey
-from app.api.deps import RuntimeDep
+from app.api.deps import RuntimeDep, runtime_of
 from app.api.http_stream import UtteranceResponse, audio_headers
-from app.audio.files import encode_file
 from app.audio.formats import resolve_format
 from app.errors import InvalidRequest, TTSError
+from app.protocol import events as ev
 from app.protocol.openai import OpenAISpeechRequest, openai_error
+from app.protocol.serializers import FileSerializer, WireMessage
 from app.sessions.utterance import UtteranceSpec, open_utterance
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class OpenAIErrorRoute(APIRoute):
             try:
                 return await handler(request)
             except TTSError as exc:
+                runtime_of(request).metrics.error(exc.code)
                 if exc.status_code >= 500:
                     log.warning("request failed: %s (%s)", exc.code, exc.message)
                 return _error_response(exc.message, exc.code, exc.status_code)
@@ -96,8 +99,14 @@ async def openai_speech(req: OpenAISpeechRequest, runtime: RuntimeDep) -> Respon
     headers["X-Model"] = "".join(c for c in req.model[:100] if " " <= c <= "~")
     if fmt.container == "raw":
         return UtteranceResponse(utterance, media_type=fmt.media_type, headers=headers)
+    serializer = FileSerializer(fmt)
+    body: list[WireMessage] = []
     with utterance:
-        pcm = await utterance.collect()
-    data = await anyio.to_thread.run_sync(encode_file, pcm, fmt.sample_rate, fmt.container)
+        async for event in utterance:
+            if isinstance(event, ev.UtteranceDone):  # the encoding: off the event loop
+                body += await anyio.to_thread.run_sync(serializer.serialize, event)
+            else:
+                body += serializer.serialize(event)
     del headers["X-Audio-Encoding"]
+    data = b"".join(part for part in body if isinstance(part, bytes))
     return Response(data, media_type=fmt.media_type, headers=headers)

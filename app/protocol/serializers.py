@@ -19,7 +19,9 @@ gathered audio) because it lives exactly as long as its connection. Here:
   Media Streams ``media`` events, each clause ends with a ``mark`` named ``clause-<n>``,
   and a cancel sends ``clear`` before ``cancelled``, so the bridge's buffered speech stops
   at once (the outbox drops every older frame, so no media follows the ``clear``);
-- ``RawAudioSerializer``: audio bytes only, for HTTP bodies.
+- ``RawAudioSerializer``: audio bytes only, for streamed HTTP bodies;
+- ``FileSerializer``: one whole file (wav, mp3, opus, flac) at ``UtteranceDone``; encoding
+  is blocking C work, so the caller serializes that event in a worker thread.
 
 ElevenLabs' shapes are in ``app.protocol.elevenlabs``.
 """
@@ -30,6 +32,8 @@ import base64
 import json
 from typing import Any, Protocol
 
+from app.audio.files import encode_file
+from app.audio.formats import OutputFormat
 from app.audio.wav import wav_bytes
 from app.protocol import events as ev
 
@@ -179,4 +183,26 @@ class RawAudioSerializer:
     def serialize(self, event: ev.Event) -> list[WireMessage]:
         if isinstance(event, ev.Audio):
             return [event.data]
+        return []
+
+
+class FileSerializer:
+    """HTTP bodies of whole files: gathers the PCM16 audio, encodes it once at the end."""
+
+    done = False
+
+    def __init__(self, fmt: OutputFormat) -> None:
+        if fmt.encoding != "pcm16" or fmt.container == "raw":
+            raise ValueError(f"{fmt.name} is not a file format over PCM16")
+        self.fmt = fmt
+        self._pcm = bytearray()
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        if isinstance(event, ev.Audio):
+            self._pcm += event.data
+            return []
+        if isinstance(event, ev.UtteranceDone):
+            data = encode_file(bytes(self._pcm), self.fmt.sample_rate, self.fmt.container)
+            self._pcm.clear()
+            return [data]
         return []

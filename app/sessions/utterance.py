@@ -255,11 +255,6 @@ class Utterance:
             return 0.0
         return (time.perf_counter() - self.started) * 1000.0
 
-    async def collect(self) -> bytes:
-        """The whole utterance's audio, for formats that need all of it (files)."""
-        parts = [e.data async for e in self.events() if isinstance(e, ev.Audio)]
-        return b"".join(parts)
-
     # --- closing ----------------------------------------------------------------------
 
     def finish(self) -> None:

@@ -1,0 +1,147 @@
+"""Every route that synthesizes goes through one ``Utterance``: the properties it owns.
+
+- metrics: a finished utterance (a reply, on the streaming sockets) adds one to the time to
+  first audio and total-time histograms with its route's label, and errors are counted by
+  code (``tts_errors_total``) and by outcome (``tts_utterances_total``);
+- busy before voice: a full replica answers ``busy`` without one request to the voice store,
+  and at once even when the store hangs;
+- text cleaning: NUL and other control characters, lone surrogates and text with nothing to
+  speak are ``invalid_text`` before any byte of a stream (sockets stay open).
+
+The routes and their clients are in ``tests/route_drivers.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.route_drivers import METRIC_ROUTE, ROUTES, Outcome
+from tests.servers import LiveServer, live_server, make_settings
+from tests.voice_servers import Clip, ClipServer, Hang, make_clip
+from tests.wsclient import WSClient
+
+TEXT = "Thanks for calling, how can I help?"
+
+
+def samples(server: LiveServer, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    total = 0.0
+    for metric in server.runtime.metrics.registry.collect():
+        for s in metric.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+@pytest.fixture(scope="module")
+def clips() -> Iterator[ClipServer]:
+    with ClipServer() as store:
+        store.serve("alice", Clip(make_clip(6.0)))
+        store.serve("stall", Hang(30.0))
+        yield store
+
+
+@pytest.fixture(scope="module")
+def server(clips: ClipServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = make_settings(
+        max_concurrent_streams=1, cloudflare_r2_public_url=clips.url,
+        voice_cache_dir=tmp_path_factory.mktemp("voices"), voice_fetch_timeout_s=60,
+        max_text_length=1000,
+    )
+    with live_server(settings) as s:
+        yield s
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_a_finished_utterance_is_in_both_histograms(server: LiveServer, route: str) -> None:
+    label = METRIC_ROUTE[route]
+    ttfa = samples(server, "tts_time_to_first_audio_seconds_count", route=label)
+    total = samples(server, "tts_synthesis_seconds_count", route=label)
+    done = samples(server, "tts_utterances_total", route=label, outcome="done")
+    outcome = asyncio.run(ROUTES[route](server, TEXT, "default"))
+    assert outcome.code is None, outcome
+    assert samples(server, "tts_time_to_first_audio_seconds_count", route=label) == ttfa + 1
+    assert samples(server, "tts_synthesis_seconds_count", route=label) == total + 1
+    assert samples(server, "tts_utterances_total", route=label, outcome="done") == done + 1
+    assert server.runtime.capacity.in_use == 0
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_errors_are_counted_by_code(server: LiveServer, route: str) -> None:
+    before = samples(server, "tts_errors_total", kind="voice_not_found")
+    outcome = asyncio.run(ROUTES[route](server, TEXT, "nobody"))
+    assert outcome.code == "voice_not_found", outcome
+    assert samples(server, "tts_errors_total", kind="voice_not_found") == before + 1
+
+
+async def _hold_the_only_slot(server: LiveServer) -> WSClient:
+    ws = await WSClient.connect(server.ws + "/ws/synthesize-stream")
+    await ws.send({"type": "init", "voice_id": "default"})
+    assert (await ws.recv())["type"] == "ready"
+    assert server.runtime.capacity.full
+    return ws
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_a_full_replica_answers_busy_without_asking_the_voice_store(
+    server: LiveServer, clips: ClipServer, route: str
+) -> None:
+    async def run() -> tuple[Outcome, Outcome, float]:
+        holder = await _hold_the_only_slot(server)
+        try:
+            busy_before = samples(server, "tts_errors_total", kind="busy")
+            cold = await ROUTES[route](server, TEXT, "alice", probe=False)
+            started = time.perf_counter()
+            hanging = await ROUTES[route](server, TEXT, "stall", probe=False)
+            elapsed = time.perf_counter() - started
+            assert samples(server, "tts_errors_total", kind="busy") == busy_before + 2
+            return cold, hanging, elapsed
+        finally:
+            await holder.close()
+
+    cold, hanging, elapsed = asyncio.run(run())
+    assert cold.code == "busy" and hanging.code == "busy", (cold, hanging)
+    assert clips.count("alice") == 0 and clips.count("stall") == 0
+    assert elapsed < 1.0  # the store would hang for 30 s
+
+
+BAD_TEXTS = {
+    "nul": "Hello\x00 there",
+    "escape": "\x1b[31m red alert",
+    "lone_surrogate": "lone \ud800 surrogate",
+    "zero_width_only": "\u200b\u200c\u200d\u2060",
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("kind", list(BAD_TEXTS))
+def test_bad_text_is_invalid_text_before_any_audio(
+    server: LiveServer, route: str, kind: str
+) -> None:
+    if route == "warmup":
+        pytest.skip("warmup speaks its own text")
+    if kind == "zero_width_only" and route in ("ws_stream", "elevenlabs"):
+        pytest.skip("token streams: a piece of text may be anything but controls/surrogates")
+    outcome = asyncio.run(ROUTES[route](server, BAD_TEXTS[kind], "default"))
+    assert outcome.code == "invalid_text", outcome
+    assert outcome.audio_bytes == 0
+    if outcome.status is not None:
+        assert outcome.status == 400
+    if outcome.open_after is not None:
+        assert outcome.open_after, "the socket must stay open after invalid_text"
+    assert server.runtime.capacity.in_use == 0
+
+
+def test_newline_and_tab_are_fine(server: LiveServer) -> None:
+    outcome = asyncio.run(ROUTES["synthesize"](server, "Line one,\n\tline two.", "default"))
+    assert outcome.code is None
+
+
+def test_health_after_the_battery(server: LiveServer, tmp_path: Path) -> None:
+    assert server.runtime.capacity.in_use == 0
+    assert not server.runtime.connections.live
