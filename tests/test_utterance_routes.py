@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.route_drivers import METRIC_ROUTE, ROUTES, Outcome
@@ -145,3 +147,55 @@ def test_newline_and_tab_are_fine(server: LiveServer) -> None:
 def test_health_after_the_battery(server: LiveServer, tmp_path: Path) -> None:
     assert server.runtime.capacity.in_use == 0
     assert not server.runtime.connections.live
+
+
+@pytest.fixture(scope="module")
+def quirky_server() -> Iterator[LiveServer]:
+    """The synthetic engine, silent for texts with SILENT and slow for texts with SLOW."""
+    settings = make_settings(synthetic_rtf=0.0, synthetic_chunk_ms=100)
+    with live_server(settings) as s:
+        engine = s.runtime.engine
+        real_stream = engine.stream
+
+        async def quirky(text: str, voice: object, params: object) -> AsyncIterator[Any]:
+            if "SILENT" in text:
+                return
+            async for chunk in real_stream(text, voice, params):
+                if "SLOW" in text:
+                    await asyncio.sleep(0.2)
+                yield chunk
+
+        engine.stream = quirky
+        yield s
+
+
+def test_no_audio_for_speakable_text_is_an_engine_error_not_a_silent_success(
+    quirky_server: LiveServer,
+) -> None:
+    before = samples(quirky_server, "tts_utterances_total", outcome="no_audio")
+    outcome = asyncio.run(ROUTES["synthesize"](quirky_server, "Say nothing, SILENT.", "default"))
+    assert outcome.code == "no_audio" and outcome.status == 500
+    assert samples(quirky_server, "tts_utterances_total", outcome="no_audio") == before + 1
+    assert quirky_server.runtime.capacity.in_use == 0
+
+
+async def test_a_client_that_leaves_a_stream_frees_the_slot_once(
+    quirky_server: LiveServer,
+) -> None:
+    server = quirky_server
+    gone = samples(server, "tts_utterances_total", route="http_stream", outcome="client_gone")
+    body = {"text": "A long and SLOW answer. " * 5, "format": "pcm_16000"}
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as client:
+        async with client.stream("POST", "/v1/audio/speech/stream", json=body) as r:
+            assert r.status_code == 200
+            async for _ in r.aiter_raw():
+                break  # first bytes, then leave
+    for _ in range(200):  # the server notices the client left (10 s at most)
+        if not server.runtime.capacity.in_use:
+            break
+        await asyncio.sleep(0.05)
+    assert server.runtime.capacity.in_use == 0
+    await asyncio.sleep(0.3)
+    assert server.runtime.capacity.in_use == 0  # released once, never below zero
+    after = samples(server, "tts_utterances_total", route="http_stream", outcome="client_gone")
+    assert after == gone + 1

@@ -10,6 +10,7 @@ file that looks complete.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -60,7 +61,9 @@ async def audio_body(utterance: Utterance) -> AsyncIterator[bytes]:
         utterance.close(exc.code)
         raise
     except BaseException as exc:
-        utterance.close(outcome_of(exc))
+        # HTTP has no cancel message: a cancelled body means the client went away.
+        cancelled = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+        utterance.close("client_gone" if cancelled else outcome_of(exc))
         raise
     finally:
         utterance.close()
