@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -13,8 +12,9 @@ from app.api.deps import RuntimeDep
 from app.audio.formats import resolve_format
 from app.observability.metrics import CONTENT_TYPE
 from app.protocol.requests import SynthesizeRequest
-from app.sessions.oneshot import synthesize_batch
-from app.sessions.utterance import UtteranceSpec
+from app.protocol.serializers import BatchJsonSerializer
+from app.sessions.oneshot import run_whole
+from app.sessions.utterance import UtteranceSpec, open_utterance
 
 router = APIRouter()
 
@@ -48,31 +48,16 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/synthesize", dependencies=[RequireApiKey])
-async def synthesize(
-    req: SynthesizeRequest, runtime: RuntimeDep
-) -> dict[str, Any]:
+async def synthesize(req: SynthesizeRequest, runtime: RuntimeDep) -> Response:
     """The whole utterance in one response.
 
     ``audio`` is a list of base64 160-byte frames for ``mulaw``/``alaw``, base64 WAV (engine
     rate) for ``wav``, and base64 PCM16 little-endian for ``pcm_*``.
     """
-    spec = UtteranceSpec(
-        req.text, req.voice_id, req.preset, resolve_format("synthesize", req.output_format),
-        speed=req.speed, language=req.language, route="synthesize",
-    )
-    result = await synthesize_batch(runtime, spec)
-    encoded = [base64.b64encode(f).decode("ascii") for f in result.frames]
-    framed = result.format.encoding != "pcm16"
-    done = result.done
-    return {
-        "audio": encoded if framed else encoded[0],
-        "duration_seconds": round(result.duration_s, 4),
-        "sample_rate": result.format.sample_rate,
-        "format": result.format.name,
-        "total_ms": round(done.total_ms, 2),
-        "first_chunk_ms": round(done.first_frame_ms, 2),
-        "latency": done.latency,
-        "backend": done.backend,
-        "voice_id": done.voice_id,
-        "builtin_voice": done.builtin_voice,
-    }
+    fmt = resolve_format("synthesize", req.output_format)
+    spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt,
+                         framed=fmt.encoding != "pcm16", speed=req.speed,
+                         language=req.language, route="synthesize")
+    utterance = await open_utterance(runtime, spec)
+    body = await run_whole(utterance, BatchJsonSerializer())
+    return Response(body[-1], media_type="application/json")

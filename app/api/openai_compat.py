@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,9 +24,9 @@ from app.api.deps import RuntimeDep, runtime_of
 from app.api.http_stream import UtteranceResponse, audio_headers
 from app.audio.formats import resolve_format
 from app.errors import InvalidRequest, TTSError
-from app.protocol import events as ev
 from app.protocol.openai import OpenAISpeechRequest, openai_error
-from app.protocol.serializers import FileSerializer, WireMessage
+from app.protocol.serializers import FileSerializer
+from app.sessions.oneshot import run_whole
 from app.sessions.utterance import UtteranceSpec, open_utterance
 
 log = logging.getLogger(__name__)
@@ -99,14 +98,6 @@ async def openai_speech(req: OpenAISpeechRequest, runtime: RuntimeDep) -> Respon
     headers["X-Model"] = "".join(c for c in req.model[:100] if " " <= c <= "~")
     if fmt.container == "raw":
         return UtteranceResponse(utterance, media_type=fmt.media_type, headers=headers)
-    serializer = FileSerializer(fmt)
-    body: list[WireMessage] = []
-    with utterance:
-        async for event in utterance:
-            if isinstance(event, ev.UtteranceDone):  # the encoding: off the event loop
-                body += await anyio.to_thread.run_sync(serializer.serialize, event)
-            else:
-                body += serializer.serialize(event)
+    body = await run_whole(utterance, FileSerializer(fmt), offload_final=True)
     del headers["X-Audio-Encoding"]
-    data = b"".join(part for part in body if isinstance(part, bytes))
-    return Response(data, media_type=fmt.media_type, headers=headers)
+    return Response(body[-1], media_type=fmt.media_type, headers=headers)

@@ -78,7 +78,7 @@ class UtteranceDone:
     backend: str
     voice_id: str
     builtin_voice: bool
-    seconds: float = 0.0
+    seconds: float = 0.0  # the audio's duration, without the last frame's padding
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ gathered audio) because it lives exactly as long as its connection. Here:
   and a cancel sends ``clear`` before ``cancelled``, so the bridge's buffered speech stops
   at once (the outbox drops every older frame, so no media follows the ``clear``);
 - ``RawAudioSerializer``: audio bytes only, for streamed HTTP bodies;
+- ``BatchJsonSerializer``: ``POST /synthesize``'s one JSON body at ``UtteranceDone``
+  (base64 frames for G.711, one base64 blob, a WAV file for ``wav``, otherwise);
 - ``FileSerializer``: one whole file (wav, mp3, opus, flac) at ``UtteranceDone``; encoding
   is blocking C work, so the caller serializes that event in a worker thread.
 
@@ -206,3 +208,41 @@ class FileSerializer:
             self._pcm.clear()
             return [data]
         return []
+
+
+class BatchJsonSerializer:
+    """``POST /synthesize``: the whole utterance in one JSON body (see the README)."""
+
+    done = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._format: OutputFormat | None = None
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        if isinstance(event, ev.Audio):
+            self._parts.append(event.data)
+            self._format = event.format
+            return []
+        if not isinstance(event, ev.UtteranceDone) or self._format is None:
+            return []
+        fmt = self._format
+        audio: list[str] | str
+        if fmt.encoding != "pcm16":
+            audio = [b64(frame) for frame in self._parts]  # 20 ms frames
+        else:
+            blob = b"".join(self._parts)
+            audio = b64(wav_bytes(blob, fmt.sample_rate) if fmt.container == "wav" else blob)
+        self._parts = []
+        return [dumps({
+            "audio": audio,
+            "duration_seconds": round(event.seconds, 4),
+            "sample_rate": fmt.sample_rate,
+            "format": fmt.name,
+            "total_ms": round(event.total_ms, 2),
+            "first_chunk_ms": round(event.first_frame_ms, 2),
+            "latency": event.latency,
+            "backend": event.backend,
+            "voice_id": event.voice_id,
+            "builtin_voice": event.builtin_voice,
+        })]

@@ -1,49 +1,42 @@
-"""A whole utterance at once, for ``POST /synthesize`` and ``POST /warmup``.
+"""A whole utterance at once: ``POST /synthesize``, whole files, and ``POST /warmup``.
 
-Both are ``open_utterance`` plus gathering: everything that can be wrong with the request
-is checked before any work, so a bad request never takes a slot or starts the engine.
+``run_whole`` runs an open utterance to its end through a serializer and closes it; the
+serializer's last messages (a JSON body, an encoded file) are the response. Encoding a file
+is blocking C work, so the final event may be serialized in a worker thread.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from app.audio import wav_bytes
-from app.audio.formats import MULAW, OutputFormat
-from app.engines.base import VoiceHandle
+import anyio
+
+from app.audio.formats import MULAW
 from app.protocol import events as ev
+from app.protocol.serializers import Serializer, WireMessage
 from app.runtime import Runtime
-from app.sessions.utterance import UtteranceSpec, open_utterance
+from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance
 
 
-@dataclass
-class BatchResult:
-    frames: list[bytes]  # 20 ms frames for mulaw/alaw; one blob otherwise
-    format: OutputFormat
-    duration_s: float
-    done: ev.UtteranceDone
-    voice: VoiceHandle
-
-
-async def synthesize_batch(runtime: Runtime, spec: UtteranceSpec) -> BatchResult:
-    """``spec.format`` framed for G.711 (a list of frames), one blob for PCM and WAV."""
-    framed = spec.format.encoding != "pcm16"
-    utterance = await open_utterance(runtime, UtteranceSpec(**{**vars(spec), "framed": framed}))
-    frames: list[bytes] = []
-    done: ev.UtteranceDone | None = None
+async def run_whole(
+    utterance: Utterance, serializer: Serializer, *, offload_final: bool = False
+) -> list[WireMessage]:
+    """Every message ``serializer`` makes of ``utterance``, which is closed at the end."""
+    out: list[WireMessage] = []
     with utterance:
         async for event in utterance:
-            if isinstance(event, ev.Audio):
-                frames.append(event.data)
-            elif isinstance(event, ev.UtteranceDone):
-                done = event
-    assert done is not None
-    fmt = utterance.format
-    if not framed:
-        blob = b"".join(frames)
-        frames = [wav_bytes(blob, fmt.sample_rate) if fmt.container == "wav" else blob]
-    return BatchResult(frames, fmt, utterance.seconds, done, utterance.voice)
+            if offload_final and isinstance(event, ev.UtteranceDone):
+                out += await anyio.to_thread.run_sync(serializer.serialize, event)
+            else:
+                out += serializer.serialize(event)
+    return out
+
+
+class _Nothing:
+    done = False
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        return []
 
 
 WARMUP_TEXT = "Hello, one moment please."
@@ -57,8 +50,5 @@ async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
     """
     started = time.perf_counter()
     spec = UtteranceSpec(WARMUP_TEXT, voice_id, preset, MULAW, route="warmup")
-    utterance = await open_utterance(runtime, spec)
-    with utterance:
-        async for _ in utterance:
-            pass
+    await run_whole(await open_utterance(runtime, spec), _Nothing())
     return (time.perf_counter() - started) * 1000.0

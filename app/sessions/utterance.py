@@ -144,7 +144,8 @@ class Utterance:
         self.started = started  # TTFA is measured from here (a reply: its first clause)
         self.first_audio_ms: float | None = None
         self.frames = 0
-        self.seconds = 0.0
+        self.seconds = 0.0  # audio sent, the padding of each clause's last frame included
+        self.spoken_s = 0.0  # audio the engine made, at the output rate (no padding)
         self.latency: dict[str, float] = {}
         self.finished = False
         self.closed = False
@@ -205,6 +206,7 @@ class Utterance:
             yield event
         stats.total_ms = stats.elapsed_ms()
         self.latency = stats.latency(pipeline)
+        self.spoken_s += pipeline.samples_out / plan.format.sample_rate
         if stats.frames == 0:
             raise EngineError("The engine produced no audio for this text", code="no_audio")
 
@@ -247,7 +249,7 @@ class Utterance:
             backend=self.runtime.engine.name,
             voice_id=self.voice.voice_id,
             builtin_voice=self.voice.builtin,
-            seconds=self.seconds,
+            seconds=self.spoken_s,
         )
 
     def elapsed_ms(self) -> float:
