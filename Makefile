@@ -21,6 +21,7 @@ run: setup
 # is installed the way it is); the GPU image installs the `chatterbox` extra as declared.
 test: setup
 	bash scripts/install-browser.sh
+	bash scripts/install-haproxy.sh
 	bash scripts/install-chatterbox-cpu.sh $(VENV)
 	PYTHON=$(PYTHON) bash scripts/install-pipecat-venv.sh $(VENV)-pipecat
 	$(PY) -m pytest -q

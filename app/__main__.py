@@ -26,7 +26,8 @@ def main() -> None:
         ws_max_size=settings.ws_max_message_bytes,
         timeout_graceful_shutdown=5,
     )
-    serve(config.app, config, settings.shutdown_grace_seconds)  # type: ignore[arg-type]
+    serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+          settings.shutdown_deregister_seconds)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
         description="On SIGTERM: how long utterances in flight may run before sockets close "
         "with 1001.",
     )
+    shutdown_deregister_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, before draining: how long /ready answers 503 while calls are "
+        "still accepted, so a load balancer stops routing here first; 0 in Kubernetes "
+        "(preStop does it).",
+    )
     cors_origins: str = Field(
         "", description="Comma-separated CORS origins (* allows any); empty = no CORS headers."
     )
@@ -180,14 +188,27 @@ class Settings(BaseSettings):
     max_cached_voices: int = Field(
         50, ge=1, le=100_000, description="LRU bound on prepared voices kept in memory."
     )
-    max_cached_voice_bytes: int | None = Field(
-        None,
+    max_cached_voice_bytes: int = Field(
+        1_000_000_000,
         ge=1,
-        description="Optional bound on the memory prepared voices hold (GPU engines report "
-        "their conditioning size); unset = count bound only.",
+        description="Bound on the memory prepared voices hold, in bytes (arrays and tensors "
+        "in each prepared voice are counted); least recently used go first.",
     )
     max_cached_clips: int = Field(
         200, ge=1, le=100_000, description="LRU bound on decoded clips kept in memory."
+    )
+    voice_cache_max_bytes: int = Field(
+        2_000_000_000,
+        ge=1,
+        description="Bound on the disk cache of clips (VOICE_CACHE_DIR), in bytes; least "
+        "recently used go first.",
+    )
+    voice_revalidate_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="A cached clip used after this many seconds is checked against the store "
+        "(conditional request) in the background; 0 = never.",
     )
     voice_max_bytes: int = Field(
         20_000_000, ge=1024, description="Largest reference clip download, in bytes."
@@ -210,6 +231,24 @@ class Settings(BaseSettings):
     # --- output ---
     resampler_quality: Literal["LQ", "MQ", "HQ", "VHQ"] = Field(
         "HQ", description="python-soxr quality of the stream resampler (see README for delay)."
+    )
+    loudness_normalization: bool = Field(
+        True,
+        description="Bring every utterance to TARGET_LOUDNESS_LUFS with a look-ahead true-peak "
+        "limiter (the level stage).",
+    )
+    target_loudness_lufs: float = Field(
+        -20.0, ge=-40.0, le=-6.0, description="Loudness target of the level stage, in LUFS."
+    )
+    true_peak_dbtp: float = Field(
+        -1.0, ge=-12.0, le=0.0, description="Ceiling of the level stage's limiter, in dBTP."
+    )
+
+    # --- text ---
+    text_normalization: bool = Field(
+        True,
+        description="Read numbers, money, times, dates, phone numbers and codes the way a "
+        "phone agent says them (per request: normalize=false).",
     )
 
     # --- third-party API shapes ---

@@ -17,6 +17,7 @@ from app.api.errors import install_error_handlers
 from app.api.http import router as http_router
 from app.api.http_stream import router as http_stream_router
 from app.api.middleware import RequestIdMiddleware
+from app.api.normalize import router as normalize_router
 from app.api.openai_compat import router as openai_router
 from app.api.playground import router as playground_router
 from app.api.speech_ws import router as speech_ws_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(elevenlabs_ws_router)
     app.include_router(elevenlabs_http_router)
     app.include_router(playground_router)
+    app.include_router(normalize_router)
     return app
 
 

@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/pipeline.py`` (``--quick`` for a short run).
 Single thread. For each engine rate and chunk size it reports:
 
 1. the cost of our chain (crossfader -> soxr stream resampler -> mu-law -> 160-byte
-   framer) in ms per second of audio, median over repeats;
+   framer) in ms per second of audio, median over repeats, and what the level stage
+   (loudness gain + look-ahead limiter, app/audio/level.py) adds to it (budget 0.5 ms/s);
 2. the same for the naive chain that many TTS servers use (each chunk resampled on its
    own with ``scipy.signal.resample_poly``, no carried state, mu-law, padded to a whole
    frame), the audio its padding adds per utterance (with chunks on the 20 ms grid, and
@@ -51,6 +52,7 @@ from app.audio import (  # noqa: E402
     measure_holdback_ms,
 )
 from app.audio.codecs import audioop  # noqa: E402  (imported there with its warning filtered)
+from app.audio.level import LevelStage  # noqa: E402
 from app.audio.resample import DEFAULT_QUALITY, QUALITIES  # noqa: E402
 from app.engines.base import AudioChunk  # noqa: E402
 
@@ -148,8 +150,12 @@ def ours(
     rate: int,
     max_overlap: int,
     timings: dict[str, float] | None = None,
+    level: bool = False,
 ) -> list[bytes]:
-    pipe = AudioPipeline(rate, "mulaw", OUT_RATE, frame_ms=20, max_overlap=max_overlap)
+    stage = LevelStage(rate, prior_lufs=-20.0) if level else None
+    pipe = AudioPipeline(
+        rate, "mulaw", OUT_RATE, frame_ms=20, max_overlap=max_overlap, level=stage
+    )
     frames: list[bytes] = []
     for c in utt_chunks:
         frames += pipe.push(AudioChunk(c))
@@ -335,8 +341,13 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
     # Warm both paths once (imports, FFT plans, allocator).
     ours(chunked[0], rate, max_overlap)
     naive(chunked[0], rate)
-    our_runs, naive_runs = costs_ms_per_s(
-        [lambda c: ours(c, rate, max_overlap), lambda c: naive(c, rate)],
+    ours(chunked[0], rate, max_overlap, level=True)
+    our_runs, naive_runs, level_runs = costs_ms_per_s(
+        [
+            lambda c: ours(c, rate, max_overlap),
+            lambda c: naive(c, rate),
+            lambda c: ours(c, rate, max_overlap, level=True),
+        ],
         chunked,
         audio_s,
         args.repeats,
@@ -344,7 +355,11 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
 
     stages: dict[str, float] = {}
     for c in chunked:
-        ours(c, rate, max_overlap, stages)
+        ours(c, rate, max_overlap, stages, level=True)
+    level_identical = all(
+        ours(exact, rate, max_overlap, level=True) == ours(jit, rate, max_overlap, level=True)
+        for exact, jit in zip(chunked, jittered, strict=True)
+    )
     identical = True
     pad = {"exact": 0, "jittered": 0}
     our_extra = 0
@@ -370,6 +385,14 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
         "ours_min_ms_per_audio_s": round(min(our_runs), 4),
         "ours_runs": [round(r, 4) for r in our_runs],
         "ours_stage_ms_per_audio_s": {k: round(v / audio_s, 4) for k, v in stages.items()},
+        # The level stage (loudness gain + look-ahead limiter), budget 0.5 ms per audio-s:
+        # the whole chain with it, and the median of the per-repeat differences.
+        "ours_with_level_ms_per_audio_s": round(statistics.median(level_runs), 4),
+        "level_extra_ms_per_audio_s": round(
+            statistics.median(lv - o for lv, o in zip(level_runs, our_runs, strict=True)), 4
+        ),
+        "level_stage_ms_per_audio_s": round(stages["level_ms"] / audio_s, 4),
+        "level_chunk_invariant": level_identical,
         "naive_ms_per_audio_s": round(n, 4),
         "naive_min_ms_per_audio_s": round(min(naive_runs), 4),
         "naive_runs": [round(r, 4) for r in naive_runs],
@@ -460,6 +483,15 @@ def main() -> None:
         "   beyond the one-piece conversion, for both chunkings; seam error: naive per-chunk\n"
         f"   vs one-piece resample_poly within +-{SEAM_WINDOW_MS:g} ms of each seam)"
     )
+    print("\nlevel stage (loudness gain + look-ahead true-peak limiter), budget 0.5 ms/s:")
+    for row in results["chains"]:
+        print(
+            f"  {row['engine_rate']:>6} {row['chunk_ms']:>4}ms: chain with it "
+            f"{row['ours_with_level_ms_per_audio_s']:.3f} ms/s, extra "
+            f"{row['level_extra_ms_per_audio_s']:.3f} ms/s (median of per-repeat "
+            f"differences), stage timer {row['level_stage_ms_per_audio_s']:.3f} ms/s; "
+            f"chunk-invariant: {row['level_chunk_invariant']}"
+        )
 
     print("\nresampler holdback before the first 20 ms frame (engine rate -> 8 kHz):")
     longest = 10 * max(args.engine_rates)

@@ -65,7 +65,8 @@ class FakeVoiceEngine:
         self.prepared.append(None if clip is None else clip.voice_id)
         if clip is None:
             return VoiceHandle(DEFAULT_VOICE_ID, builtin=True)
-        self.clips.append(clip)
+        if self.capabilities.cloning:  # like Piper, a non-cloning engine keeps nothing
+            self.clips.append(clip)
         data = FakeConditioning(clip.duration_s, clip.sample_rate, self.handle_nbytes)
         return VoiceHandle(clip.voice_id, builtin=not self.capabilities.cloning, data=data)
 

@@ -55,7 +55,10 @@ async def test_back_to_back_replies_each_report_their_own_clauses(server: LiveSe
         assert session_states(server) == ["replying"]
         one = started + await ws.until(until_type("complete"), within=60)
         two = await ws.until(until_type("complete"), within=60)
-        await asyncio.sleep(0.1)
+        for _ in range(100):  # the state follows the complete once it has been written
+            if session_states(server) == ["ready"]:
+                break
+            await asyncio.sleep(0.05)
         assert session_states(server) == ["ready"]
     for messages, text in ((one, first), (two, second)):
         done = messages[-1]

@@ -3,7 +3,8 @@
 - ``ClipServer``: an HTTP server (``ThreadingHTTPServer`` on 127.0.0.1, ephemeral port)
   playing the public R2 bucket. Each path is told how to answer (a clip, a status code,
   failures then a clip, silence past the timeout, a body cut short, chunked bodies) and
-  every request is counted per path.
+  every request is counted per path. A clip carries an ETag (a hash of its bytes) and a
+  Last-Modified, and a matching ``If-None-Match`` gets 304, as R2 does.
 - ``CountingMotoServer``: moto's threaded S3 server with a WSGI layer in front that counts
   requests per path and can inject 500s or stalls, for the S3 API store.
 - ``make_clip``: a harmonic tone encoded as WAV/FLAC/OGG with soundfile.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 from collections import Counter
@@ -63,6 +65,11 @@ class Clip:
     body: bytes
     content_type: str = "audio/wav"
     chunked: bool = False
+    last_modified: str = "Tue, 01 Dec 2026 09:00:00 GMT"
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.md5(self.body).hexdigest() + '"'
 
 
 @dataclass
@@ -103,6 +110,7 @@ Behaviour = Clip | Status | FailThenClip | Hang | CutShort
 class _State:
     routes: dict[str, Behaviour] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    conditional: Counter[str] = field(default_factory=Counter)  # with If-None-Match/-Since
     client_ports: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -119,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests[self.path] += 1
+            if self.headers.get("If-None-Match") or self.headers.get("If-Modified-Since"):
+                state.conditional[self.path] += 1
             state.client_ports.append(self.client_address[1])
             behaviour = state.routes.get(self.path)
             if isinstance(behaviour, FailThenClip):
@@ -132,10 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour is None:
             self._send(404, b"<Error>NoSuchKey</Error>", "application/xml")
         elif isinstance(behaviour, Clip):
-            if behaviour.chunked:
+            if self.headers.get("If-None-Match") == behaviour.etag:
+                self.send_response(304)
+                self.send_header("ETag", behaviour.etag)
+                self.end_headers()
+            elif behaviour.chunked:
                 self._send_chunked(behaviour.body, behaviour.content_type)
             else:
-                self._send(200, behaviour.body, behaviour.content_type)
+                self._send(200, behaviour.body, behaviour.content_type, behaviour)
         elif isinstance(behaviour, Status):
             self._send(behaviour.code, behaviour.body, "text/plain")
         elif isinstance(behaviour, FailThenClip):
@@ -155,9 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
 
-    def _send(self, code: int, body: bytes, content_type: str) -> None:
+    def _send(self, code: int, body: bytes, content_type: str, clip: Clip | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        if clip is not None:
+            self.send_header("ETag", clip.etag)
+            self.send_header("Last-Modified", clip.last_modified)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -211,6 +228,11 @@ class ClipServer:
     def count(self, voice_id: str) -> int:
         with self._state.lock:
             return self._state.requests[voice_path(voice_id)]
+
+    def conditional(self, voice_id: str) -> int:
+        """Requests for the voice that carried a conditional header."""
+        with self._state.lock:
+            return self._state.conditional[voice_path(voice_id)]
 
     def total(self) -> int:
         with self._state.lock:

@@ -1,4 +1,4 @@
-"""The post-engine chain of one utterance: crossfader -> resampler -> encoder -> framer.
+"""The post-engine chain of one utterance: crossfader -> level -> resampler -> encoder -> framer.
 
 ``AudioPipeline.push(chunk)`` takes an engine ``AudioChunk`` and returns the output units
 that are complete (20 ms frames, or one byte string per push when unframed);
@@ -18,6 +18,7 @@ from app.audio.codecs import Encoder, make_encoder
 from app.audio.crossfade import Crossfader
 from app.audio.formats import OutputFormat
 from app.audio.framing import Framer
+from app.audio.level import LevelStage
 from app.audio.resample import DEFAULT_QUALITY, StreamResampler
 
 
@@ -31,11 +32,15 @@ class AudioPipeline:
         frame_ms: int | None = 20,
         max_overlap: int = 0,
         quality: str = DEFAULT_QUALITY,
+        level: LevelStage | None = None,
     ) -> None:
+        if level is not None and level.rate != engine_rate:
+            raise ValueError("the level stage runs at the engine rate")
         self.engine_rate = engine_rate
         self.out_rate = out_rate
         self.encoding = encoding
         self.crossfader = Crossfader(max_overlap)
+        self.level = level  # None: the engine's level goes out as it is
         self.resampler = StreamResampler(engine_rate, out_rate, quality)
         self.encoder: Encoder = make_encoder(encoding)
         self.framer: Framer | None = None
@@ -50,6 +55,8 @@ class AudioPipeline:
             "encode_ms": 0.0,
             "frame_ms": 0.0,
         }
+        if level is not None:
+            self.timings["level_ms"] = 0.0
         self.samples_in = 0  # engine samples after the crossfade
         self.samples_out = 0  # samples at out_rate
 
@@ -61,6 +68,7 @@ class AudioPipeline:
         max_overlap: int = 0,
         framed: bool = True,
         quality: str = DEFAULT_QUALITY,
+        level: LevelStage | None = None,
     ) -> AudioPipeline:
         return cls(
             engine_rate,
@@ -69,6 +77,7 @@ class AudioPipeline:
             frame_ms=fmt.frame_ms if framed else None,
             max_overlap=max_overlap,
             quality=quality,
+            level=level,
         )
 
     @property
@@ -94,6 +103,15 @@ class AudioPipeline:
     def _downstream(self, x: np.ndarray, t0: float, t1: float, *, last: bool) -> list[bytes]:
         tm = self.timings
         tm["crossfade_ms"] += (t1 - t0) * 1000.0
+        if self.level is not None:
+            x = self.level.push(x)
+            if last:
+                tail = self.level.flush()
+                if len(tail):
+                    x = np.concatenate((x, tail)) if len(x) else tail
+            t_level = time.perf_counter()
+            tm["level_ms"] += (t_level - t1) * 1000.0
+            t1 = t_level
         self.samples_in += len(x)
         y = self.resampler.push(x)
         if last:

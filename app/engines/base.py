@@ -63,6 +63,11 @@ class EngineCapabilities:
     preset_fields: tuple[str, ...] = ()
     max_overlap_samples: int = 0  # the largest ``AudioChunk.overlap`` the engine declares
     notes: str = ""
+    # Typical loudness of the engine's speech (LUFS, as app.audio.level measures it): seeds
+    # the level stage's estimate before an utterance has been measured. None: -23.
+    loudness_lufs: float | None = None
+    # The engine reads numbers, dates, etc. itself: the service's normalization is skipped.
+    normalizes_text: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,8 @@ class EngineCapabilities:
             "preset_fields": list(self.preset_fields),
             "max_overlap_samples": self.max_overlap_samples,
             "notes": self.notes,
+            "loudness_lufs": self.loudness_lufs,
+            "normalizes_text": self.normalizes_text,
         }
 
 

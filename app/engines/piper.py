@@ -88,6 +88,7 @@ class PiperEngine:
         languages=("en",),
         preset_fields=(),
         notes="Built-in voice only (no cloning); streams one clause or sentence at a time.",
+        loudness_lufs=-26.0,  # the bundled voice, raw model output (benchmarks/loudness.py)
     )
 
     def __init__(self, settings: Settings) -> None:

@@ -82,6 +82,7 @@ class SyntheticEngine:
         streaming="token",
         preset_fields=(),
         notes="Deterministic test signal, not speech. For load tests and diagnostics.",
+        loudness_lufs=-12.0,  # benchmarks/loudness.py
     )
 
     def __init__(self, settings: Settings) -> None:

@@ -103,3 +103,38 @@ class ChunkAligner:
         chars = self.text[self._pos : end]
         self._pos = end
         return estimate_char_timings(chars, seconds * 1000.0)
+def map_timings_to_original(
+    original: str, char_map: list[tuple[int, int]], spoken: CharTimings
+) -> CharTimings:
+    """Timings of the original text from the timings of its spoken form.
+
+    ``char_map[i]`` is the spoken span that original character ``i`` became
+    (``Normalized.char_map()``). The characters that became one span share its time
+    equally, in order ("$5" -> "five dollars": "$" the first half, "5" the second), so the
+    original's timings cover the same audio, start to end, with no gap or overlap.
+    """
+    chars = list(original)
+    if not chars:
+        return CharTimings([], [], [])
+    edges = [0, *(s + d for s, d in zip(spoken.start_ms, spoken.duration_ms, strict=True))]
+    total = edges[-1]
+
+    def at(pos: int) -> float:  # time at spoken position ``pos`` (a character boundary)
+        return float(edges[min(max(pos, 0), len(edges) - 1)]) if spoken.chars else 0.0
+
+    bounds: list[float] = []
+    i = 0
+    while i < len(chars):
+        j = i
+        while j + 1 < len(chars) and char_map[j + 1] == char_map[i]:
+            j += 1
+        a, b = char_map[i]
+        t0, t1 = at(a), at(b)
+        n = j - i + 1
+        bounds.extend(t0 + (t1 - t0) * k / n for k in range(n))
+        i = j + 1
+    bounds.append(float(total))
+    ints = [round(t) for t in bounds]
+    for k in range(1, len(ints)):  # monotonic after rounding
+        ints[k] = max(ints[k], ints[k - 1])
+    return CharTimings(chars, ints[:-1], [b - a for a, b in zip(ints[:-1], ints[1:], strict=True)])

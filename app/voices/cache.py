@@ -1,4 +1,4 @@
-"""The caches of the voices layer: an LRU for memory, single-flight, and the disk cache.
+"""The in-memory caches of the voices layer: an LRU and single-flight (disk: ``disk.py``).
 
 - ``LRUCache``: bounded by entry count and, optionally, by the total bytes its values
   report (prepared GPU conditioning); counts hits, misses and evictions. Used only from
@@ -6,25 +6,15 @@
 - ``SingleFlight``: concurrent callers for one key share one running task, so 50 requests
   for a cold voice make one download and one preparation. A caller that is cancelled
   does not cancel the shared work for the others.
-- ``DiskCache``: the fetched clip bytes under ``VOICE_CACHE_DIR/{voice_id}.audio``, written
-  atomically (temporary file in the same directory, fsync, ``os.replace``) so a crash or
-  a concurrent reader never sees half a file; it survives restarts. All file I/O runs on
-  worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from pathlib import Path
 from typing import Any, Generic, TypeVar
-
-from app.voices.validation import is_valid_voice_id, validate_voice_id
 
 logger = logging.getLogger(__name__)
 
@@ -168,122 +158,3 @@ class SingleFlight(Generic[K, V]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class DiskCache:
-    """Fetched clip bytes on local disk, keyed by validated voice id."""
-
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-        self.hits = 0
-        self.misses = 0
-        self.writes = 0
-        self.errors = 0
-        self._known: set[str] | None = None  # voice ids on disk, once scanned
-
-    def path_for(self, voice_id: str) -> Path:
-        return self.directory / f"{validate_voice_id(voice_id)}{DISK_SUFFIX}"
-
-    async def _ensure_scanned(self) -> set[str]:
-        if self._known is None:
-            found = await asyncio.to_thread(self._scan_blocking)
-            if self._known is None:
-                self._known = found
-        return self._known
-
-    def _scan_blocking(self) -> set[str]:
-        found: set[str] = set()
-        try:
-            entries = list(os.scandir(self.directory))
-        except FileNotFoundError:
-            return found
-        except OSError as exc:
-            logger.warning("voice disk cache %s unreadable: %s", self.directory, exc)
-            return found
-        now = time.time()
-        for entry in entries:
-            name = entry.name
-            if name.endswith(_TMP_SUFFIX):
-                try:
-                    if now - entry.stat().st_mtime > _STALE_TMP_S:
-                        os.unlink(entry.path)
-                except OSError:
-                    pass
-            elif name.endswith(DISK_SUFFIX) and is_valid_voice_id(name[: -len(DISK_SUFFIX)]):
-                found.add(name[: -len(DISK_SUFFIX)])
-        return found
-
-    async def read(self, voice_id: str) -> bytes | None:
-        """The cached bytes, or ``None`` on a miss (an unreadable file counts as a miss)."""
-        path = self.path_for(voice_id)
-        known = await self._ensure_scanned()
-        try:
-            data: bytes | None = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            data = None
-        except OSError as exc:
-            logger.warning("voice disk cache read %s failed: %s", path, exc)
-            self.errors += 1
-            data = None
-        if data is None:
-            self.misses += 1
-            known.discard(voice_id)
-            return None
-        self.hits += 1
-        known.add(voice_id)
-        return data
-
-    async def write(self, voice_id: str, data: bytes) -> bool:
-        """Store ``data`` atomically; a failure is logged and reported, never raised."""
-        path = self.path_for(voice_id)
-        known = await self._ensure_scanned()
-        try:
-            await asyncio.to_thread(self._write_blocking, path, data)
-        except OSError as exc:
-            logger.warning("voice disk cache write %s failed: %s", path, exc)
-            self.errors += 1
-            return False
-        self.writes += 1
-        known.add(voice_id)
-        return True
-
-    def _write_blocking(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-    async def delete(self, voice_id: str) -> bool:
-        """Remove the cached file; True when there was one."""
-        path = self.path_for(voice_id)
-        known = await self._ensure_scanned()
-        known.discard(voice_id)
-        try:
-            await asyncio.to_thread(path.unlink)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            logger.warning("voice disk cache delete %s failed: %s", path, exc)
-            self.errors += 1
-            return False
-        return True
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "dir": str(self.directory),
-            "entries": None if self._known is None else len(self._known),
-            "hits": self.hits,
-            "misses": self.misses,
-            "writes": self.writes,
-            "errors": self.errors,
-        }

@@ -1,15 +1,24 @@
 """The voice manager: from a ``voice_id`` to a prepared ``VoiceHandle``, as fast as it can.
 
 Levels, fastest first: prepared engine conditioning in memory (LRU bounded by
-``MAX_CACHED_VOICES`` and, optionally, by the bytes handles report), the decoded clip in
-memory (``MAX_CACHED_CLIPS``), the clip's bytes on disk (``VOICE_CACHE_DIR``), then the
-store. Every id is validated before any of them is touched. Concurrent requests for one
-voice share one load (one download, one ``prepare_voice``). A failed load caches nothing;
-a missing voice is remembered as missing for ``VOICE_MISSING_TTL_S``. Voice ``default`` is
-the engine's built-in voice (``prepare_voice(None)``) and never touches a store.
+``MAX_CACHED_VOICES`` and by ``MAX_CACHED_VOICE_BYTES``), the decoded clip in memory
+(``MAX_CACHED_CLIPS``; only for engines that clone), the clip's bytes on disk
+(``VOICE_CACHE_DIR``, bounded by ``VOICE_CACHE_MAX_BYTES``), then the store. Every id is
+validated before any of them is touched. Concurrent requests for one voice share one load
+(one download, one ``prepare_voice``). A failed load caches nothing; a missing voice is
+remembered as missing for ``VOICE_MISSING_TTL_S``. Voice ``default`` is the engine's
+built-in voice (``prepare_voice(None)``) and never touches a store.
 
 Engines without cloning still get the clip, so a bad or missing voice fails the same way
-on every engine; their ``prepare_voice`` answers with ``builtin=True``.
+on every engine; their ``prepare_voice`` answers with ``builtin=True``, and the decoded
+clip is dropped at once (they would never read it).
+
+Freshness across replicas: a voice used more than ``VOICE_REVALIDATE_SECONDS`` after the
+store last confirmed it is served from the cache as it is, and a conditional request
+(ETag / Last-Modified) goes to the store in the background. Not modified: nothing else
+happens. Changed: the new clip is decoded and prepared, then replaces the cached one;
+calls already holding the old handle finish with it. Store down: the cached clip stays
+and the failure is logged. Gone (404): the voice is dropped from this replica.
 """
 
 from __future__ import annotations
@@ -24,58 +33,19 @@ from typing import Any
 from app.config import Settings
 from app.engines.base import DEFAULT_VOICE_ID, Engine, VoiceClip, VoiceHandle
 from app.errors import StorageUnavailable, TTSError, VoiceInvalid, VoiceNotFound
-from app.voices.cache import DiskCache, LRUCache, SingleFlight
+from app.voices.cache import LRUCache, SingleFlight
 from app.voices.decode import decode_clip_async
-from app.voices.stores.base import VoiceStore, not_found
+from app.voices.disk import DiskCache
+from app.voices.freshness import Freshness, digest
+from app.voices.sizing import handle_nbytes
+from app.voices.stats import RevalidationStats, StoreStats
+from app.voices.stores.base import NO_VERSION, ClipVersion, Fetched, VoiceStore, not_found
 from app.voices.validation import validate_voice_id
 
 logger = logging.getLogger(__name__)
 
 # Bound on remembered-missing ids, so a flood of random ids cannot grow memory.
 MAX_MISSING_ENTRIES = 10_000
-
-
-def handle_nbytes(handle: VoiceHandle) -> int:
-    """Bytes a prepared voice holds, as the engine reports it, else 0.
-
-    An engine reports by giving its handle, or the handle's ``data``, an integer ``nbytes``
-    (numpy arrays and torch tensors already have one; a bundle of tensors can sum them).
-    """
-    for obj in (handle, handle.data):
-        n = getattr(obj, "nbytes", None)
-        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
-            return n
-    return 0
-
-
-class _StoreStats:
-    def __init__(self) -> None:
-        self.fetches = 0
-        self.ok = 0
-        self.not_found = 0
-        self.errors = 0
-        self.total_ms = 0.0
-        self.last_ms: float | None = None
-        self.max_ms = 0.0
-
-    def record(self, ms: float) -> None:
-        self.fetches += 1
-        self.total_ms += ms
-        self.last_ms = ms
-        self.max_ms = max(self.max_ms, ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "fetches": self.fetches,
-            "hits": self.ok,
-            "not_found": self.not_found,
-            "errors": self.errors,
-            "latency_ms": {
-                "last": None if self.last_ms is None else round(self.last_ms, 2),
-                "avg": round(self.total_ms / self.fetches, 2) if self.fetches else None,
-                "max": round(self.max_ms, 2),
-            },
-        }
 
 
 class VoiceManager:
@@ -93,24 +63,35 @@ class VoiceManager:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``disk_cache_dir`` defaults to ``settings.voice_cache_dir``; ``disk_cache=False``
-        turns the disk level off. ``max_conditioning_bytes`` (else a ``max_cached_voice_bytes``
-        setting, if the settings have one) bounds the bytes prepared voices report."""
+        turns the disk level off. ``max_conditioning_bytes`` (else ``MAX_CACHED_VOICE_BYTES``)
+        bounds the bytes prepared voices hold. ``clock`` (monotonic seconds) drives the
+        missing-voice TTL and revalidation, so tests can move time."""
         self._settings = settings
         self._engine = engine
         self._store = store
         self._clock = clock
         if max_conditioning_bytes is None:
-            max_conditioning_bytes = getattr(settings, "max_cached_voice_bytes", None)
+            max_conditioning_bytes = settings.max_cached_voice_bytes
         self._conditioning: LRUCache[str, VoiceHandle] = LRUCache(
             settings.max_cached_voices, max_bytes=max_conditioning_bytes, size_of=handle_nbytes
         )
+        # Engines without cloning never read a clip once it is validated: keep none.
+        self._keep_clips = bool(engine.capabilities.cloning)
         self._clips: LRUCache[str, VoiceClip] = LRUCache(settings.max_cached_clips)
         self._missing: LRUCache[str, float] = LRUCache(MAX_MISSING_ENTRIES)
         self._missing_hits = 0
+        # Covers every voice held at some level, so a cached voice keeps its validators.
+        self._fresh: LRUCache[str, Freshness] = LRUCache(
+            settings.max_cached_voices + settings.max_cached_clips
+        )
+        self._revalidating: dict[str, asyncio.Task[None]] = {}
+        self._reval_stats = RevalidationStats()
         directory = settings.voice_cache_dir if disk_cache_dir is None else Path(disk_cache_dir)
-        self._disk = DiskCache(directory) if disk_cache else None
+        self._disk = (
+            DiskCache(directory, max_bytes=settings.voice_cache_max_bytes) if disk_cache else None
+        )
         self._flight: SingleFlight[str, VoiceHandle] = SingleFlight()
-        self._store_stats = _StoreStats()
+        self._store_stats = StoreStats()
         self._generation: dict[str, int] = {}  # bumped by evict: a load in flight won't cache
         self._default_handle: VoiceHandle | None = None
         self._prepares = 0
@@ -147,9 +128,10 @@ class VoiceManager:
             return await self._flight.run(vid, self._load_default)
         handle = self._conditioning.get(vid)
         self._lookup("prepared", handle is not None)
-        if handle is not None:
-            return handle
-        return await self._flight.run(vid, lambda: self._load(vid))
+        if handle is None:
+            handle = await self._flight.run(vid, lambda: self._load(vid))
+        self._revalidate_if_due(vid)
+        return handle
 
     async def _load_default(self) -> VoiceHandle:
         handle = await self._prepare(None)
@@ -172,36 +154,50 @@ class VoiceManager:
         return handle
 
     async def _clip(self, vid: str, generation: int) -> VoiceClip:
-        clip = self._clips.get(vid)
-        self._lookup("clip", clip is not None)
-        if clip is not None:
-            return clip
+        if self._keep_clips:
+            clip = self._clips.get(vid)
+            self._lookup("clip", clip is not None)
+            if clip is not None:
+                return clip
         self._raise_if_missing(vid)
-        clip = await self._clip_from_disk(vid)
+        clip = await self._clip_from_disk(vid, generation)
         if self._disk is not None:
             self._lookup("disk", clip is not None)
         if clip is None:
-            data = await self._fetch(vid)
+            fetched = await self._fetch(vid, NO_VERSION)
+            data = fetched.data
+            if data is None:  # a store bug: nothing was asked conditionally
+                raise StorageUnavailable(f"Voice storage unavailable for {vid}: empty answer")
             clip = await self._decode(vid, data)  # VoiceInvalid: nothing is cached
-            if self._disk is not None and self._generation.get(vid, 0) == generation:
-                await self._disk.write(vid, data)
-        if self._generation.get(vid, 0) == generation:
+            fresh = Freshness(fetched.version, await digest(data), self._clock())
+            if self._generation.get(vid, 0) == generation:
+                self._fresh.put(vid, fresh)
+                if self._disk is not None:
+                    await self._disk.write(vid, data, fresh.to_meta(self._clock()))
+        if self._keep_clips and self._generation.get(vid, 0) == generation:
             self._clips.put(vid, clip)
         return clip
 
-    async def _clip_from_disk(self, vid: str) -> VoiceClip | None:
+    async def _clip_from_disk(self, vid: str, generation: int) -> VoiceClip | None:
         if self._disk is None:
             return None
-        data = await self._disk.read(vid)
-        if data is None:
+        entry = await self._disk.read(vid)
+        if entry is None:
             return None
         try:
-            return await self._decode(vid, data)
+            clip = await self._decode(vid, entry.data)
         except VoiceInvalid as exc:
             # Only valid clips are written, so this is a damaged file or changed limits.
             logger.warning("dropping unusable disk-cached voice %s: %s", vid, exc.message)
             await self._disk.delete(vid)
             return None
+        data_digest = await digest(entry.data)
+        known = self._fresh.peek(vid)
+        if self._generation.get(vid, 0) == generation and (
+            known is None or known.digest != data_digest
+        ):
+            self._fresh.put(vid, Freshness.from_meta(entry.meta, data_digest, self._clock()))
+        return clip
 
     async def _decode(self, vid: str, data: bytes) -> VoiceClip:
         s = self._settings
@@ -209,15 +205,15 @@ class VoiceManager:
             vid, data, self._engine.sample_rate, s.voice_min_seconds, s.voice_max_seconds
         )
 
-    async def _fetch(self, vid: str) -> bytes:
+    async def _fetch(self, vid: str, known: ClipVersion) -> Fetched:
         if self._store is None:
             self._mark_missing(vid)
             raise not_found(vid)
         started = time.perf_counter()
         result = "error"
         try:
-            data = await self._store.fetch(vid)
-            result = "ok"
+            fetched = await self._store.fetch_versioned(vid, known)
+            result = "ok" if fetched.data is not None else "not_modified"
         except VoiceNotFound:
             result = "not_found"
             self._store_stats.not_found += 1
@@ -238,7 +234,96 @@ class VoiceManager:
             if self.observer is not None:
                 self.observer.store_fetch(elapsed, result)
         self._store_stats.ok += 1
-        return data
+        return fetched
+
+    # --- revalidation ---
+
+    def _revalidate_if_due(self, vid: str) -> None:
+        """Start a background check of ``vid`` against the store if its interval passed.
+
+        Never awaited by the request: the caller is served from the cache as it is, so a
+        slow or dead store cannot delay a call. At most one check per voice at a time.
+        """
+        interval = self._settings.voice_revalidate_seconds
+        if interval <= 0 or self._store is None or vid in self._revalidating:
+            return
+        fresh = self._fresh.get(vid)
+        if fresh is not None and self._clock() - fresh.checked_at < interval:
+            return
+        task = asyncio.get_running_loop().create_task(self._revalidate(vid, fresh))
+        self._revalidating[vid] = task
+        task.add_done_callback(lambda _t, vid=vid: self._revalidating.pop(vid, None))  # type: ignore[misc]
+
+    async def wait_revalidations(self) -> None:
+        """Wait for the background checks running now (tests and benchmarks)."""
+        while self._revalidating:
+            await asyncio.gather(*self._revalidating.values(), return_exceptions=True)
+
+    async def _revalidate(self, vid: str, fresh: Freshness | None) -> None:
+        generation = self._generation.get(vid, 0)
+        known = fresh.version if fresh is not None else NO_VERSION
+        self._reval_stats.checks += 1
+        try:
+            fetched = await self._fetch(vid, known)
+        except VoiceNotFound:
+            self._reval_stats.gone += 1
+            logger.warning("voice %s is no longer in the store: dropped from this replica", vid)
+            await self.evict(vid)
+            self._mark_missing(vid)
+            return
+        except TTSError as exc:
+            self._reval_stats.errors += 1
+            logger.warning(
+                "voice store unavailable while revalidating %s, serving the cached clip: %s",
+                vid, exc.message,
+            )
+            if fresh is not None and self._generation.get(vid, 0) == generation:
+                self._fresh.put(vid, fresh.checked(self._clock()))  # next try: one interval
+            return
+        if self._generation.get(vid, 0) != generation:
+            return  # evicted or replaced meanwhile
+        data = fetched.data
+        new_digest = None if data is None else await digest(data)
+        if fresh is not None and (data is None or new_digest == fresh.digest):
+            self._reval_stats.not_modified += 1
+            confirmed = fresh.checked(self._clock(), fetched.version)
+            self._fresh.put(vid, confirmed)
+            if self._disk is not None:
+                await self._disk.write_meta(vid, confirmed.to_meta(self._clock()))
+            return
+        if data is None or new_digest is None:
+            return  # "not modified" to an unconditional request: a store bug, try later
+        await self._replace(vid, generation, data, Freshness(fetched.version, new_digest, 0.0))
+
+    async def _replace(self, vid: str, generation: int, data: bytes, fresh: Freshness) -> None:
+        """Prepare a changed clip off to the side, then swap it in at once."""
+        try:
+            clip = await self._decode(vid, data)
+            handle = await self._prepare(clip)
+        except TTSError as exc:
+            self._reval_stats.errors += 1
+            logger.error(
+                "voice %s changed in the store but the new clip is unusable, serving the "
+                "cached clip: %s", vid, exc.message,
+            )
+            return
+        fresh = fresh.checked(self._clock())
+        if self._disk is not None:
+            await self._disk.write(vid, data, fresh.to_meta(self._clock()))
+        if self._generation.get(vid, 0) != generation:
+            if self._disk is not None:
+                await self._disk.delete(vid)  # evicted while we wrote
+            return
+        # Loads in flight started from the old clip: they finish for their callers but
+        # cache nothing. Calls holding the old handle keep it; new calls get this one.
+        self._generation[vid] = generation + 1
+        self._flight.forget(vid)
+        self._conditioning.put(vid, handle)
+        if self._keep_clips:
+            self._clips.put(vid, clip)
+        self._fresh.put(vid, fresh)
+        self._reval_stats.replaced += 1
+        logger.info("voice %s changed in the store: replaced on this replica", vid)
 
     # --- the negative cache ---
 
@@ -303,6 +388,7 @@ class VoiceManager:
         found = self._conditioning.pop(vid) is not None
         found = self._clips.pop(vid) is not None or found
         found = self._missing.pop(vid) is not None or found
+        self._fresh.pop(vid)
         if self._disk is not None:
             found = await self._disk.delete(vid) or found
         return found
@@ -329,14 +415,22 @@ class VoiceManager:
                 "ttl_s": self._settings.voice_missing_ttl_s,
             },
             "in_flight": len(self._flight),
+            "revalidation": self._reval_stats.to_dict(
+                self._settings.voice_revalidate_seconds, len(self._revalidating)
+            ),
         }
 
     async def aclose(self) -> None:
         """Cancel loads in flight, close the store, drop memory caches (disk stays)."""
         await self._flight.cancel_all()
+        checks = list(self._revalidating.values())
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
         if self._store is not None:
             await self._store.aclose()
         self._conditioning.clear()
         self._clips.clear()
         self._missing.clear()
+        self._fresh.clear()
         self._default_handle = None

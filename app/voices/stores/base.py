@@ -10,6 +10,11 @@ nothing about caches or audio. Its failures are the service's typed errors:
   connection refused, a body cut short, credentials or bucket refused.
 
 Only 5xx answers and timeouts are retried (``TransientStorageError``); a 4xx never is.
+
+Every fetch also says which version of the object it got (``ClipVersion``: the ETag and
+Last-Modified the store sent), and a fetch can be conditional on a version already held:
+the store then answers "not modified" (``Fetched.data is None``) without sending the body.
+That is how a replica revalidates a cached clip cheaply (``VOICE_REVALIDATE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
 
 from app.errors import StorageUnavailable, VoiceInvalid, VoiceNotFound
 
@@ -82,13 +88,16 @@ class SizeCap:
         return b"".join(self._parts)
 
 
+T = TypeVar("T")
+
+
 async def with_retries(
-    attempt: Callable[[], Awaitable[bytes]],
+    attempt: Callable[[], Awaitable[T]],
     *,
     retries: int,
     backoff_s: float,
     what: str,
-) -> bytes:
+) -> T:
     """Run ``attempt`` up to ``retries + 1`` times, retrying only ``TransientStorageError``.
 
     Backoff doubles from ``backoff_s``. The last transient error is raised as is (it is a
@@ -109,6 +118,47 @@ async def with_retries(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class ClipVersion:
+    """What identifies one content of a stored clip: the validators the store sent.
+
+    ``etag`` is sent back as ``If-None-Match``; ``last_modified`` (an HTTP date) as
+    ``If-Modified-Since`` only when there is no ETag, because Last-Modified has a
+    one-second resolution and a clip replaced within that second would be missed.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.etag is not None or self.last_modified is not None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ClipVersion:
+        if not isinstance(raw, dict):
+            return cls()
+        etag, modified = raw.get("etag"), raw.get("last_modified")
+        return cls(
+            etag if isinstance(etag, str) else None,
+            modified if isinstance(modified, str) else None,
+        )
+
+
+NO_VERSION = ClipVersion()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A store's answer: the bytes and their version, or ``data=None`` for not modified."""
+
+    data: bytes | None
+    version: ClipVersion
+
+
 @runtime_checkable
 class VoiceStore(Protocol):
     """Where reference clips live. Implementations: public URL, S3 API, local directory."""
@@ -118,6 +168,13 @@ class VoiceStore(Protocol):
         ``VoiceInvalid`` (over the size cap). ``voice_id`` must already be validated."""
         ...
 
+    async def fetch_versioned(
+        self, voice_id: str, known: ClipVersion = NO_VERSION
+    ) -> Fetched:
+        """Like ``fetch``, with the version; when ``known`` still matches the stored
+        object the answer is ``Fetched(None, version)`` and no body is transferred."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and threads the store owns."""
         ...
@@ -125,3 +182,18 @@ class VoiceStore(Protocol):
     def describe(self) -> str:
         """A short, credential-free description for logs and stats."""
         ...
+
+
+class VersionedStore:
+    """``fetch`` for a store that implements ``fetch_versioned`` (an unconditional fetch)."""
+
+    async def fetch_versioned(
+        self, voice_id: str, known: ClipVersion = NO_VERSION
+    ) -> Fetched:
+        raise NotImplementedError
+
+    async def fetch(self, voice_id: str) -> bytes:
+        fetched = await self.fetch_versioned(voice_id)
+        if fetched.data is None:  # only a conditional fetch may answer "not modified"
+            raise unavailable(voice_id, "store answered not modified to a plain fetch")
+        return fetched.data

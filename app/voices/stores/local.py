@@ -3,6 +3,8 @@
 Clips are read from ``{root}/{voice_id}/sample.wav``. The id is validated before it is
 joined to the path, and the resolved path is checked to stay under the root anyway
 (a symlinked voice directory pointing elsewhere is refused). File reads run off the loop.
+A file's version is its modification time and size, so a conditional fetch of an
+unchanged file is one ``stat``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from app.voices.stores.base import not_found, too_large, unavailable
+from app.voices.stores.base import (
+    NO_VERSION,
+    ClipVersion,
+    Fetched,
+    VersionedStore,
+    not_found,
+    too_large,
+    unavailable,
+)
 from app.voices.validation import validate_voice_id
 
 
-class LocalDirStore:
+class LocalDirStore(VersionedStore):
     """Clips read from a directory on this machine."""
 
     def __init__(self, root: Path | str, *, max_bytes: int = 20_000_000) -> None:
@@ -27,17 +37,21 @@ class LocalDirStore:
     def describe(self) -> str:
         return f"local-dir {self.root}"
 
-    async def fetch(self, voice_id: str) -> bytes:
+    async def fetch_versioned(self, voice_id: str, known: ClipVersion = NO_VERSION) -> Fetched:
         path = self.path_for(voice_id)
-        return await asyncio.to_thread(self._read_blocking, voice_id, path)
+        return await asyncio.to_thread(self._read_blocking, voice_id, path, known)
 
-    def _read_blocking(self, voice_id: str, path: Path) -> bytes:
+    def _read_blocking(self, voice_id: str, path: Path, known: ClipVersion) -> Fetched:
         try:
             root = self.root.resolve()
             resolved = path.resolve()
             if not resolved.is_relative_to(root) or not resolved.is_file():
                 raise not_found(voice_id)
-            if resolved.stat().st_size > self.max_bytes:
+            stat = resolved.stat()
+            version = ClipVersion(etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"')
+            if known.etag is not None and known.etag == version.etag:
+                return Fetched(None, version)
+            if stat.st_size > self.max_bytes:
                 raise too_large(voice_id, self.max_bytes)
             with resolved.open("rb") as f:
                 data = f.read(self.max_bytes + 1)
@@ -47,7 +61,7 @@ class LocalDirStore:
             raise unavailable(voice_id, f"{type(exc).__name__}: {exc.strerror}") from None
         if len(data) > self.max_bytes:  # grew between stat and read
             raise too_large(voice_id, self.max_bytes)
-        return data
+        return Fetched(data, version)
 
     async def aclose(self) -> None:
         return None

@@ -3,7 +3,9 @@
 One shared ``httpx.AsyncClient`` (connection reuse across fetches; the app may pass its own).
 Each attempt has a total deadline (``asyncio.timeout``) on top of httpx's per-operation
 timeouts, so a server that drips bytes cannot hold a fetch open forever. The size cap is
-checked against ``Content-Length`` first and again while the body streams.
+checked against ``Content-Length`` first and again while the body streams. A conditional
+fetch sends ``If-None-Match`` (or ``If-Modified-Since`` when the bucket sent no ETag); a 304
+means the cached clip is still current.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from app.voices.stores.base import (
+    NO_VERSION,
     READ_CHUNK_BYTES,
+    ClipVersion,
+    Fetched,
     SizeCap,
+    VersionedStore,
     not_found,
     object_key,
     transient,
@@ -27,7 +33,7 @@ from app.voices.validation import validate_voice_id
 _NOT_FOUND_STATUSES = frozenset({404, 410})
 
 
-class PublicUrlStore:
+class PublicUrlStore(VersionedStore):
     """Clips read over HTTP(S) from a public bucket URL (``CLOUDFLARE_R2_PUBLIC_URL``)."""
 
     def __init__(
@@ -57,20 +63,35 @@ class PublicUrlStore:
     def describe(self) -> str:
         return f"public-url {self.base_url}"
 
-    async def fetch(self, voice_id: str) -> bytes:
+    async def fetch_versioned(self, voice_id: str, known: ClipVersion = NO_VERSION) -> Fetched:
         url = self.url_for(voice_id)
+        headers: dict[str, str] = {}
+        if known.etag is not None:
+            headers["If-None-Match"] = known.etag
+        elif known.last_modified is not None:
+            headers["If-Modified-Since"] = known.last_modified
         return await with_retries(
-            lambda: self._attempt(voice_id, url),
+            lambda: self._attempt(voice_id, url, headers, known),
             retries=self.retries,
             backoff_s=self.backoff_s,
             what=voice_id,
         )
 
-    async def _attempt(self, voice_id: str, url: str) -> bytes:
+    async def _attempt(
+        self, voice_id: str, url: str, headers: dict[str, str], known: ClipVersion
+    ) -> Fetched:
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._client.stream("GET", url, timeout=self.timeout) as resp:
-                    return await self._read(voice_id, resp)
+                async with self._client.stream(
+                    "GET", url, headers=headers, timeout=self.timeout
+                ) as resp:
+                    version = ClipVersion(
+                        resp.headers.get("etag"), resp.headers.get("last-modified")
+                    )
+                    if resp.status_code == 304 and headers:
+                        # A 304 may repeat the validators or leave them out.
+                        return Fetched(None, version if version.known else known)
+                    return Fetched(await self._read(voice_id, resp), version)
         except (TimeoutError, httpx.TimeoutException):
             raise transient(voice_id, f"timed out after {self.timeout:g} s") from None
         except httpx.RemoteProtocolError as exc:

@@ -4,7 +4,9 @@ The boto3 client is built once and is thread-safe; its blocking calls run on a s
 executor owned by the store, never on the event loop. botocore's own retries are off so
 that every backend follows one policy (``with_retries``: 5xx and timeouts only); a
 404/``NoSuchKey`` is final. Each attempt has a total deadline besides botocore's
-connect/read socket timeouts, checked between body reads.
+connect/read socket timeouts, checked between body reads. A conditional fetch passes
+``IfNoneMatch`` (or ``IfModifiedSince`` when there is no ETag); S3 and R2 answer 304,
+which botocore raises as a ``ClientError``, and which is "not modified" here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -25,8 +29,12 @@ from botocore.exceptions import (
 )
 
 from app.voices.stores.base import (
+    NO_VERSION,
     READ_CHUNK_BYTES,
+    ClipVersion,
+    Fetched,
     SizeCap,
+    VersionedStore,
     not_found,
     object_key,
     transient,
@@ -43,7 +51,7 @@ def r2_endpoint(account_id: str) -> str:
     return f"https://{account_id}.r2.cloudflarestorage.com"
 
 
-class S3Store:
+class S3Store(VersionedStore):
     """Clips read with ``GetObject`` from a bucket on an S3-compatible API (R2)."""
 
     def __init__(
@@ -95,22 +103,36 @@ class S3Store:
     def describe(self) -> str:
         return f"s3 {self.endpoint_url} bucket={self.bucket}"
 
-    async def fetch(self, voice_id: str) -> bytes:
+    async def fetch_versioned(self, voice_id: str, known: ClipVersion = NO_VERSION) -> Fetched:
         key = object_key(validate_voice_id(voice_id))
         loop = asyncio.get_running_loop()
+        conditions: dict[str, Any] = {}
+        if known.etag is not None:
+            conditions["IfNoneMatch"] = known.etag
+        elif known.last_modified is not None:
+            try:
+                conditions["IfModifiedSince"] = parsedate_to_datetime(known.last_modified)
+            except (TypeError, ValueError):
+                pass  # an unparseable date: fetch unconditionally
 
-        async def attempt() -> bytes:
-            return await loop.run_in_executor(self._executor, self._get_blocking, voice_id, key)
+        async def attempt() -> Fetched:
+            return await loop.run_in_executor(
+                self._executor, self._get_blocking, voice_id, key, conditions, known
+            )
 
         return await with_retries(
             attempt, retries=self.retries, backoff_s=self.backoff_s, what=voice_id
         )
 
-    def _get_blocking(self, voice_id: str, key: str) -> bytes:
+    def _get_blocking(
+        self, voice_id: str, key: str, conditions: dict[str, Any], known: ClipVersion
+    ) -> Fetched:
         deadline = time.monotonic() + self.timeout
         try:
-            resp = self._client.get_object(Bucket=self.bucket, Key=key)
+            resp = self._client.get_object(Bucket=self.bucket, Key=key, **conditions)
         except ClientError as exc:
+            if conditions and _status(exc) == 304:
+                return Fetched(None, known)
             raise self._client_error(voice_id, exc) from None
         except (ConnectTimeoutError, ReadTimeoutError):
             raise transient(voice_id, f"timed out after {self.timeout:g} s") from None
@@ -124,7 +146,7 @@ class S3Store:
                 cap.add(chunk)
                 if time.monotonic() > deadline:
                     raise transient(voice_id, f"timed out after {self.timeout:g} s")
-            return cap.result()
+            return Fetched(cap.result(), _version_of(resp))
         except ReadTimeoutError:
             raise transient(voice_id, f"timed out after {self.timeout:g} s") from None
         except BotoCoreError as exc:
@@ -136,7 +158,7 @@ class S3Store:
     def _client_error(self, voice_id: str, exc: ClientError) -> Exception:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        status = _status(exc)
         if code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
             return not_found(voice_id)
         if status >= 500:
@@ -147,3 +169,18 @@ class S3Store:
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _version_of(resp: dict[str, Any]) -> ClipVersion:
+    etag = resp.get("ETag")
+    modified = resp.get("LastModified")
+    return ClipVersion(
+        etag if isinstance(etag, str) else None,
+        format_datetime(modified.astimezone(UTC), usegmt=True)
+        if isinstance(modified, datetime) and modified.tzinfo is not None
+        else None,
+    )
