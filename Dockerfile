@@ -27,6 +27,8 @@ WORKDIR /src
 # when dependencies change, not on every code change. The stub project is removed again;
 # the real code is installed in the runtime stage.
 COPY pyproject.toml README.md ./
+# chatterbox-tts leaves some runtime dependencies unpinned; the tested versions are held here.
+COPY deploy/constraints-chatterbox.txt ./
 # `.[chatterbox]` as declared: chatterbox-tts 0.1.7 with its pins (torch and torchaudio
 # 2.6.0 CUDA builds, numpy<2). setuptools<81: resemble-perth (the watermarker) imports
 # pkg_resources, which setuptools 81 removed; without it the model constructor fails.
@@ -34,7 +36,7 @@ COPY pyproject.toml README.md ./
 # extra and in chatterbox-tts's own requirements; repeating them here would let them drift.
 # hadolint ignore=DL3013
 RUN mkdir app && touch app/__init__.py \
-    && pip install ".[chatterbox]" "setuptools>=70.1,<81" \
+    && pip install -c constraints-chatterbox.txt ".[chatterbox]" "setuptools>=70.1,<81" \
     && pip uninstall --yes telephony-tts \
     && python -c "import torch, torchaudio, chatterbox, perth; assert perth.PerthImplicitWatermarker is not None; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
@@ -85,6 +87,8 @@ RUN pip install --no-deps --no-build-isolation /tmp/src \
 
 WORKDIR /srv
 COPY deploy/runpod/start.sh deploy/runpod/warmup.py deploy/runpod/fetch_weights.py /srv/deploy/runpod/
+# The GPU benchmarks (deploy/runpod/README.md runs them in the container, from /srv).
+COPY benchmarks/*.py /srv/benchmarks/
 
 USER 10001:10001
 EXPOSE 8000

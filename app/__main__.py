@@ -6,6 +6,8 @@ Logs are JSON lines on stderr by default (``LOG_FORMAT``); SIGTERM drains gracef
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from app.config import get_settings
@@ -25,9 +27,18 @@ def main() -> None:
         log_config=None,  # configure_logging owns the handlers
         ws_max_size=settings.ws_max_message_bytes,
         timeout_graceful_shutdown=5,
+        # h11, not httptools: httptools keeps a request head of any size in memory (a
+        # 200 MB header line cost 244 MB here); h11 refuses one over this bound.
+        http="h11",
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        timeout_keep_alive=settings.http_keepalive_timeout_s,
+        limit_concurrency=settings.http_max_concurrency,
+        proxy_headers=False,  # app.api.proxies applies them, from TRUSTED_PROXIES only
     )
-    serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
-          settings.shutdown_deregister_seconds)
+    code = serve(config.app, config, settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+                 settings.shutdown_deregister_seconds)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

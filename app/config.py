@@ -44,6 +44,34 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated CORS origins (* allows any); empty = no CORS headers."
     )
+    max_request_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest HTTP request body, enforced as it streams in, before auth and "
+        "parsing (413 above).",
+    )
+    twilio_max_request_bytes: int = Field(
+        65_536, ge=1024, description="Largest body of POST /twilio/voice (413 above)."
+    )
+    request_body_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request body may take to arrive after its headers (408 after).",
+    )
+    http_max_header_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576, description="Largest HTTP request head (400 above)."
+    )
+    http_keepalive_timeout_s: int = Field(
+        5, ge=1, le=3600, description="Idle keep-alive HTTP connections close after this long."
+    )
+    http_max_concurrency: int = Field(
+        4096,
+        ge=16,
+        le=1_000_000,
+        description="Connections plus requests in progress uvicorn serves at once; more get "
+        "503 (must fit under the file-descriptor limit).",
+    )
 
     # --- security ---
     api_keys: str = Field(
@@ -66,7 +94,22 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None,
         description="Public base URL (https://host) Twilio signs; unset = the request's own URL "
-        "(X-Forwarded-Proto/Host honoured).",
+        "(X-Forwarded-Proto/Host honoured only from TRUSTED_PROXIES).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-* headers "
+        "are believed (* = any); empty = nobody's.",
+    )
+    twilio_replay_window_s: float = Field(
+        600.0,
+        ge=1,
+        le=86_400,
+        description="A repeated /twilio/voice request (same CallSid and signature) within this "
+        "window gets the same TwiML and starts nothing.",
+    )
+    warmup_concurrency: int = Field(
+        2, ge=1, le=64, description="Call-webhook warmups that run at once (they take no slot)."
     )
 
     # --- engine ---
@@ -103,13 +146,29 @@ class Settings(BaseSettings):
     )
 
     # --- chatterbox ---
-    chatterbox_model: Literal["turbo", "standard", "multilingual"] = Field(
-        "turbo", description="Chatterbox family: turbo (default), standard or multilingual."
+    chatterbox_model: Literal["turbo", "standard", "multilingual", "nano"] = Field(
+        "turbo",
+        description="Chatterbox family: turbo (default), standard, multilingual or nano "
+        "(Turbo on a GPT-2 small backbone, from t3_nano_v1.safetensors).",
     )
     chatterbox_ckpt_dir: Path | None = Field(
         None, description="Local checkpoint directory; unset = Hugging Face download (HF_HOME)."
     )
     chatterbox_device: str = Field("auto", description="torch device: auto, cuda, cuda:N or cpu.")
+    chatterbox_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="T3 backbone precision: auto = float32 on CPU, bfloat16 on CUDA. S3Gen "
+        "and sampling stay float32.",
+    )
+    chatterbox_stream_budget: int = Field(
+        0, ge=0, le=10_000,
+        description="Streams generated at once (beyond: busy); 0 = measured at load: the "
+        "most streams whose batched token step still leaves real time.",
+    )
+    chatterbox_decode_workers: int = Field(
+        1, ge=1, le=64, description="Threads decoding chunks (S3Gen and watermark) beside "
+        "the token loop.",
+    )
     watermark: bool = Field(True, description="Perth watermark on Chatterbox audio.")
 
     # --- requests and sessions ---

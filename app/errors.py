@@ -109,3 +109,30 @@ class SlowConsumer(TTSError):
 
     code = "slow_consumer"
     status_code = 503
+
+
+class PayloadTooLarge(TTSError):
+    """A request body over ``MAX_REQUEST_BYTES`` (or its route's smaller bound)."""
+
+    code = "request_too_large"
+    status_code = 413
+
+
+class RequestTimeout(TTSError):
+    """A request body that did not arrive within ``REQUEST_BODY_TIMEOUT_S``."""
+
+    code = "request_timeout"
+    status_code = 408
+    retryable = True
+
+
+class EngineFault(TTSError):
+    """The engine hit a fault that poisons it (a CUDA error): every later call would fail.
+
+    The replica stops taking work (``/ready`` 503), drains and exits non-zero so that the
+    orchestrator replaces it; meanwhile clients get this, retryable on another replica.
+    """
+
+    code = "engine_fault"
+    status_code = 503
+    retryable = True

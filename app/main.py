@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.elevenlabs_http import router as elevenlabs_http_router
 from app.api.elevenlabs_ws import router as elevenlabs_ws_router
 from app.api.errors import install_error_handlers
@@ -20,15 +21,19 @@ from app.api.middleware import RequestIdMiddleware
 from app.api.normalize import router as normalize_router
 from app.api.openai_compat import router as openai_router
 from app.api.playground import router as playground_router
+from app.api.proxies import TrustedProxyMiddleware
 from app.api.speech_ws import router as speech_ws_router
 from app.api.twilio import router as twilio_router
+from app.api.twilio_replay import ReplayCache
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
 from app.capacity import Capacity
 from app.config import Settings, get_settings
 from app.connections import ConnectionRegistry
+from app.engines.faults import FaultGuard
 from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
+from app.sessions.warmups import WarmupPool
 from app.voices.manager import VoiceManager
 from app.voices.stores import build_store
 
@@ -42,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         choice = choose_engine(settings)
         log.info("engine: %s (%s)", choice.name, choice.reason)
-        engine = build_engine(choice.name, settings)
+        engine = FaultGuard(build_engine(choice.name, settings),
+                            on_fault=lambda reason: _engine_fault(app, reason))
         http_client = httpx.AsyncClient(
             timeout=settings.voice_fetch_timeout_s,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
@@ -92,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.twilio_replays = ReplayCache(settings.twilio_replay_window_s)
+    app.state.warmups = WarmupPool(settings.warmup_concurrency)
     install_error_handlers(app)
     origins = settings.cors_origin_list
     if origins:
@@ -102,7 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.request_body_timeout_s,
+        path_limits={"/twilio/voice": settings.twilio_max_request_bytes},
+    )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.include_router(http_router)
     app.include_router(twilio_router)
     app.include_router(voices_router)
@@ -115,6 +130,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground_router)
     app.include_router(normalize_router)
     return app
+
+
+def _engine_fault(app: FastAPI, reason: str) -> None:
+    """A sticky engine fault: stop taking work, and let the server drain and exit non-zero.
+
+    ``python -m app`` registers ``on_engine_fault`` (``app.server``); under another server
+    the replica only turns unready and refuses work, for the orchestrator to replace.
+    """
+    runtime = getattr(app.state, "runtime", None)
+    if runtime is not None:
+        runtime.ready = False
+    exit_hook = getattr(app.state, "on_engine_fault", None)
+    if exit_hook is not None:
+        exit_hook(reason)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -17,6 +17,12 @@ from typing import Any, Protocol
 from app import __version__
 from app.audio import AudioPipeline
 from app.audio.formats import OutputFormat
+from app.audio.level import (
+    DEFAULT_LOUDNESS_LUFS,
+    LevelStage,
+    LoudnessTracker,
+    level_settings,
+)
 from app.capacity import Capacity
 from app.config import Settings
 from app.connections import WS_GOING_AWAY, ConnectionRegistry
@@ -101,14 +107,34 @@ class Runtime:
         Every utterance builds its chain here, so the resampler quality setting and the
         engine's declared overlap apply everywhere alike. A ``wav`` format (or
         ``framed=False``) gives one byte string per engine chunk instead of 20 ms frames.
+        With ``LOUDNESS_NORMALIZATION`` the level stage (loudness gain, true-peak limiter)
+        joins between crossfader and resampler.
         """
         engine = self.engine
         fmt = fmt.at_rate(engine.sample_rate)
         framed = framed and fmt.container == "raw"
         return AudioPipeline.for_format(
             engine.sample_rate, fmt, max_overlap=engine.capabilities.max_overlap_samples,
-            framed=framed, quality=self.settings.resampler_quality,
+            framed=framed, quality=self.settings.resampler_quality, level=self.level_stage(),
         )
+
+    def level_stage(self) -> LevelStage | None:
+        settings, engine = self.settings, self.engine
+        if not settings.loudness_normalization:
+            return None
+        caps = engine.capabilities
+        return LevelStage(
+            engine.sample_rate,
+            level_settings(caps.streaming, settings.target_loudness_lufs,
+                           settings.true_peak_dbtp),
+            LoudnessTracker(caps.loudness_lufs or DEFAULT_LOUDNESS_LUFS),
+        )
+
+    def normalization_language(self, params: SynthesisParams) -> str | None:
+        """The language to normalize clause text in before the engine; None: read as sent."""
+        if not self.settings.text_normalization or self.engine.capabilities.normalizes_text:
+            return None
+        return params.language or "en"
 
     def params(
         self, preset: str | None, *, speed: float = 1.0, language: str | None = None
@@ -138,6 +164,8 @@ class Runtime:
             "cached_voices": voice_stats.get("cached_voices", 0),
             "cache": voice_stats,
             "capacity": self.capacity.to_dict(),
+            # Engines that batch (Chatterbox) say how many streams run and what is left.
+            "engine_streams": getattr(self.engine, "stats", dict)(),
             "connections": len(self.connections.live),
             "tasks": len(asyncio.all_tasks()),
             "draining": self.draining,

@@ -148,9 +148,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env_extra: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(env_extra: dict[str, str], port: int,
+                 argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``python -m app`` (or ``argv``) on ``port``, once ``/ready`` answers 200."""
     env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "warning", **env_extra}
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
+    proc = subprocess.Popen(argv or [sys.executable, "-m", "app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

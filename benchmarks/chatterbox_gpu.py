@@ -8,6 +8,8 @@ by torch during the preset's runs (``null`` on CPU).
 
     python benchmarks/chatterbox_gpu.py                      # GPU: HF weights, all presets
     python benchmarks/chatterbox_gpu.py --ckpt-dir /models/turbo --families turbo
+    python benchmarks/chatterbox_gpu.py --families turbo,standard \
+        --ckpt-dir turbo=/models/turbo --ckpt-dir standard=/models/standard
     python benchmarks/chatterbox_gpu.py --tiny --runs 2      # CPU smoke run, random weights
 
 Prints a summary and writes JSON (default ``benchmarks/results/chatterbox_gpu.json``).
@@ -142,8 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=4, help="streams at once (1 = skip)")
-    p.add_argument("--ckpt-dir", type=Path, default=None,
-                   help="local checkpoint for every listed family (default: HF download)")
+    p.add_argument("--ckpt-dir", action="append", default=[], metavar="[FAMILY=]DIR",
+                   help="local checkpoint per family, e.g. turbo=/models/turbo (repeat for "
+                   "each family); a bare DIR only with one family (default: HF download)")
     p.add_argument("--tiny", action="store_true",
                    help="build tiny random-weight checkpoints (CPU smoke test)")
     p.add_argument("--device", default="auto")
@@ -154,7 +157,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.families = [f for f in args.families.split(",") if f]
     args.presets = [x for x in args.presets.split(",") if x]
+    args.ckpt_dirs = ckpt_dirs(p, args.ckpt_dir, args.families)
     return args
+
+
+def ckpt_dirs(p: argparse.ArgumentParser, given: list[str], families: list[str]
+              ) -> dict[str, Path]:
+    """``FAMILY=DIR`` entries by family; a bare ``DIR`` is accepted for one family only (a
+    Turbo directory cannot load the standard model, so one directory never serves two)."""
+    out: dict[str, Path] = {}
+    for entry in given:
+        family, sep, path = entry.partition("=")
+        if not sep:
+            if len(families) != 1:
+                p.error("--ckpt-dir DIR with several --families: write FAMILY=DIR per family")
+            family, path = families[0], entry
+        if family not in families:
+            p.error(f"--ckpt-dir {entry}: {family} is not in --families")
+        out[family] = Path(path)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -164,14 +185,16 @@ def main(argv: list[str] | None = None) -> dict:
     if not torch.cuda.is_available():
         torch.set_num_threads(min(os.cpu_count() or 1, 4))
     report: dict[str, Any] = {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                     if k != "ckpt_dirs"}
+        | {"ckpt_dirs": {f: str(d) for f, d in args.ckpt_dirs.items()}},
         "host": platform.node(), "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "families": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families:
-            ckpt = args.ckpt_dir
+            ckpt = args.ckpt_dirs.get(family)
             if args.tiny and ckpt is None:
                 from app.engines.chatterbox.tiny import build_tiny_checkpoint
 

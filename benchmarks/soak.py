@@ -10,9 +10,13 @@ loopback); a separate load-generator process (this script with ``--worker``) kee
 requests on ``/ws/synthesize`` (some cancelled), ``POST /synthesize``, and connections
 dropped without a close handshake in the middle of an utterance. Every 10 s the server
 process's RSS, open file descriptors, threads and asyncio tasks are sampled (psutil and
-``/health``). Growth is measured from the end of the warm-up (the first minute, or a fifth
-of a short run) to the end. A request "fails" when it gets an answer other than the one its
-protocol documents (cancels and deliberate drops are not failures).
+``/health``). Growth is measured from the end of the warm-up (a sixth of the run, at least a
+minute; ``--warmup-minutes``) to the end, and the RSS slope after the warm-up (least squares
+over every sample, MB per minute) is reported: a leak is a steady slope, not the
+allocator's early settling. ``--tracemalloc`` runs the server with tracemalloc on
+(``benchmarks/traced_app.py``) and lists the allocation sites that grew after the warm-up.
+A request "fails" when it gets an answer other than the one its protocol documents (cancels
+and deliberate drops are not failures).
 
 Results: ``benchmarks/results/soak.json``.
 """
@@ -23,9 +27,12 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -126,54 +133,119 @@ async def worker(port: int, calls: int, seconds: float) -> dict[str, int]:
 
 
 def sample(proc: psutil.Process, port: int) -> dict[str, Any]:
-    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
-    return {"t": round(time.time(), 1), "rss_mb": round(proc.memory_info().rss / 2**20, 1),
-            "fds": proc.num_fds(), "threads": proc.num_threads(), "tasks": health["tasks"],
-            "connections": health["connections"]}
+    """One sample; on a starved machine ``/health`` may be late: then its fields are None."""
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+    except httpx.HTTPError as exc:
+        print(f"sample: /health failed: {exc!r}", file=sys.stderr)
+        health = {}
+    return {"t": round(time.time(), 1), "rss_mb": round(proc.memory_info().rss / 2**20, 2),
+            "fds": proc.num_fds(), "threads": proc.num_threads(),
+            "tasks": health.get("tasks"), "connections": health.get("connections")}
+
+
+def slope_mb_per_min(samples: list[dict[str, Any]]) -> float | None:
+    """Least-squares slope of RSS over time (MB per minute): robust to one noisy sample."""
+    if len(samples) < 3:
+        return None
+    ts = [(s["t"] - samples[0]["t"]) / 60 for s in samples]
+    ys = [s["rss_mb"] for s in samples]
+    mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+    var = sum((t - mt) ** 2 for t in ts)
+    return round(sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var, 4)
+
+
+def snapshot(server: subprocess.Popen[bytes], folder: Path, n: int) -> Path:
+    """Ask the traced server for tracemalloc snapshot ``n`` and wait until it is written."""
+    path = folder / f"snapshot-{n}.pickle"
+    server.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("no tracemalloc snapshot")
+        time.sleep(0.2)
+    return path
+
+
+def grown_sites(before: Path, after: Path, top: int = 15) -> list[dict[str, Any]]:
+    """The allocation sites (by traceback) whose live memory grew most between snapshots."""
+    old = tracemalloc.Snapshot.load(str(before))
+    new = tracemalloc.Snapshot.load(str(after))
+    stats = new.compare_to(old, "traceback")
+    return [{"kb": round(st.size_diff / 1024, 1), "blocks": st.count_diff,
+             "where": [f"{fr.filename}:{fr.lineno}" for fr in st.traceback][-6:]}
+            for st in stats[:top] if st.size_diff > 0]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--warmup-minutes", type=float, default=None,
+                    help="excluded from the slope; default a sixth of the run, at least 1 min")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace the server's allocations and name the sites that grew")
+    ap.add_argument("--out", default=None, help="results file name under benchmarks/results")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     seconds = args.minutes * 60
     if args.worker:
         print(json.dumps(asyncio.run(worker(args.worker, args.calls, seconds))))
         return
+    warmup = 60 * (args.warmup_minutes if args.warmup_minutes is not None
+                   else max(1.0, args.minutes / 6))
     port = free_port()
-    server = start_server(SERVER_ENV, port)
+    env = dict(SERVER_ENV)
+    argv = None
+    trace_dir = Path(tempfile.mkdtemp(prefix="soak-trace-"))
+    if args.tracemalloc:
+        env["TRACEMALLOC_DIR"] = str(trace_dir)
+        argv = [sys.executable, str(Path(__file__).with_name("traced_app.py"))]
+    server = start_server(env, port, argv)
     proc = psutil.Process(server.pid)
+    snaps: list[Path] = []
     try:
         cmd = [sys.executable, __file__, "--worker", str(port), "--calls", str(args.calls),
                "--minutes", str(args.minutes)]
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-        warmup = min(60.0, seconds / 5)
         samples = [sample(proc, port)]
         started = time.monotonic()
         while load.poll() is None:
             time.sleep(min(10.0, max(1.0, seconds / 20)))
             samples.append(sample(proc, port))
+            if args.tracemalloc and not snaps and time.monotonic() - started >= warmup:
+                snaps.append(snapshot(server, trace_dir, 0))
         out = json.loads(load.stdout.read() if load.stdout else b"{}")
         time.sleep(2.0)  # let closes settle
         end = sample(proc, port)
+        if args.tracemalloc and snaps:
+            snaps.append(snapshot(server, trace_dir, 1))
     finally:
         server.terminate()
-        server.wait(60)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
     after_warmup = next((s for s in samples if s["t"] - samples[0]["t"] >= warmup), samples[-1])
-    growth = {k: round(end[k] - after_warmup[k], 1) for k in ("rss_mb", "fds", "threads", "tasks")}
+    steady = [s for s in samples if s["t"] >= after_warmup["t"]]
+    growth = {k: round(end[k] - after_warmup[k], 1) for k in ("rss_mb", "fds", "threads", "tasks")
+              if end[k] is not None and after_warmup[k] is not None}
     result = {
         "minutes": args.minutes, "calls": args.calls, "server_env": SERVER_ENV,
+        "warmup_minutes": round(warmup / 60, 2), "tracemalloc": args.tracemalloc,
         "requests": out, "failed": out.get("failed", 0),
         "start": samples[0], "after_warmup": after_warmup, "end": end, "growth": growth,
+        "rss_slope_mb_per_min": slope_mb_per_min(steady),
+        "rss_slope_whole_run_mb_per_min": slope_mb_per_min(samples),
+        "grown_sites": grown_sites(*snaps) if len(snaps) == 2 else None,
         "samples": samples, "elapsed_s": round(time.monotonic() - started, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "soak.json" if args.minutes >= 30 else "soak_short.json"
+    name = args.out or ("soak.json" if args.minutes >= 30 else "soak_short.json")
     (RESULTS / name).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("requests", "start", "after_warmup", "end",
-                                              "growth")}, indent=1))
+                                              "growth", "rss_slope_mb_per_min",
+                                              "grown_sites")}, indent=1))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class LiveServer:
             log_level="warning",
             ws_max_size=settings.ws_max_message_bytes,
             lifespan="on",
+            proxy_headers=False,  # as python -m app: the app applies TRUSTED_PROXIES
             **uvicorn_options,  # e.g. ssl_certfile/ssl_keyfile for a TLS server
         )
         self.server = uvicorn.Server(config)

@@ -67,7 +67,7 @@ def test_tiny_multilingual_checkpoint_loads_through_the_library_loader(
     # The Cangjie table came from the checkpoint directory, not the Hub.
     assert model.tokenizer.cangjie_converter.word2cj["你"] == "onf"
     # Too few layers for the analyzer's heads (9, 12, 13): the engine runs without it.
-    assert multilingual_engine._alignment is None
+    assert multilingual_engine._scheduler.spy is None
     assert asyncio.run(multilingual_engine.prepare_voice(None)).builtin
 
 

@@ -35,6 +35,11 @@ def test_health_reports_chatterbox(server: LiveServer) -> None:
     caps = body["capabilities"]
     assert caps["cloning"] is True and caps["streaming"] == "token"
     assert "chunk_size" in caps["preset_fields"] and "cfg_weight" not in caps["preset_fields"]
+    # The batched engine's admission: streams running, its limit and the headroom left.
+    streams = body["engine_streams"]
+    assert streams["active_streams"] == 0 and 1 <= streams["capacity"] <= 2
+    assert streams["headroom"] == streams["capacity"]
+    assert streams["budget"]["source"] == "measured at load" and streams["budget"]["step_ms"]
 
 
 async def test_ws_synthesize_end_to_end(server: LiveServer) -> None:

@@ -159,14 +159,22 @@ async def test_piper_close_stops_before_the_next_piece(piper: PiperEngine) -> No
 
 
 async def test_piper_speed_changes_duration(piper: PiperEngine) -> None:
+    # Piper's length varies from run to run by design: the voice's stochastic duration
+    # predictor draws fresh noise each run (two unseeded RandomNormalLike ops in the ONNX
+    # graph, noise_w 0.8), with a long upper tail. In 150 runs of this text, speed 1.5 gave
+    # a median of 37,120 samples but up to 46,080, and speed 1.0 a median of 50,944 (never
+    # under 48,384): one run each fails the 0.85 bound now and then, which is what made
+    # this test flaky (it is not two runs interfering). The shortest of five runs sits
+    # near the bottom of that tight lower tail, so compare those.
     voice = await piper.prepare_voice(None)
     text = "This sentence is spoken at two speeds."
-    normal = [c async for c in piper.stream(text, voice, PARAMS)]
     fast_params = SynthesisParams(preset=get_preset("balanced"), speed=1.5)
-    fast = [c async for c in piper.stream(text, voice, fast_params)]
-    n_normal = sum(len(c.samples) for c in normal)
-    n_fast = sum(len(c.samples) for c in fast)
-    assert n_fast < 0.85 * n_normal
+
+    async def shortest(params: SynthesisParams) -> int:
+        return min([sum([len(c.samples) async for c in piper.stream(text, voice, params)])
+                    for _ in range(5)])
+
+    assert await shortest(fast_params) < 0.85 * await shortest(PARAMS)
 
 
 def test_build_engine_by_name() -> None:

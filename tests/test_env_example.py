@@ -128,3 +128,18 @@ def test_active_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pat
         k: (from_example[k], defaults[k]) for k in defaults if from_example[k] != defaults[k]
     }
     assert not differing, f".env.example value != default (example, default): {differing}"
+
+
+def test_the_documented_store_precedence_is_the_codes(tmp_path: Path) -> None:
+    # .env.example once said VOICES_DIR wins while the code let the bucket win; the code is
+    # right (a development setting must not shadow production's store) and the file says so.
+    from app.voices.stores import build_store
+    from app.voices.stores.public_url import PublicUrlStore
+
+    text = " ".join(ENV_EXAMPLE.read_text(encoding="utf-8").split())
+    order = [text.index(name, text.index("first match wins")) for name in
+             ("R2_* S3 API", "CLOUDFLARE_R2_PUBLIC_URL", "VOICES_DIR")]
+    assert order == sorted(order)
+    both = Settings(_env_file=None, voices_dir=tmp_path,  # type: ignore[call-arg]
+                    cloudflare_r2_public_url="https://pub.r2.dev")
+    assert isinstance(build_store(both), PublicUrlStore)

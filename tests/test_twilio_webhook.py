@@ -106,8 +106,14 @@ def test_path_like_voice_is_not_warmed_and_not_echoed(server: LiveServer) -> Non
     assert r.status_code == 200 and "Parameter" not in r.text and "passwd" not in r.text
 
 
-def test_forwarded_headers_give_the_signed_url_without_public_base_url() -> None:
-    settings = make_settings(twilio_auth_token=TOKEN, twilio_stream_url=BRIDGE)
+@pytest.mark.parametrize(("trusted", "status"), [("127.0.0.1", 200), ("10.0.0.0/8, ::1", 403),
+                                                 ("", 403), ("*", 200)])
+def test_forwarded_headers_count_only_from_a_trusted_proxy(trusted: str, status: int) -> None:
+    # Without PUBLIC_BASE_URL the signed URL comes from X-Forwarded-* only when the peer
+    # (here 127.0.0.1) is one of TRUSTED_PROXIES; from anyone else a captured signature
+    # for another host must not pass.
+    settings = make_settings(twilio_auth_token=TOKEN, twilio_stream_url=BRIDGE,
+                             trusted_proxies=trusted)
     with live_server(settings) as s:
         params = {"CallSid": "CA45"}
         sig = twilio_signature(TOKEN, "https://pod-8000.proxy.example/twilio/voice",
@@ -116,7 +122,7 @@ def test_forwarded_headers_give_the_signed_url_without_public_base_url() -> None
             "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig,
             "X-Forwarded-Proto": "https", "X-Forwarded-Host": "pod-8000.proxy.example",
         })
-        assert r.status_code == 200, r.text
+        assert r.status_code == status, r.text
 
 
 def test_unconfigured_webhook_is_404() -> None:

@@ -25,7 +25,11 @@ async def preload(
     """Fetch and prepare voices concurrently; ``errors`` says why each false is false."""
     if len(voice_ids) > MAX_PRELOAD:
         raise InvalidRequest(f"Too many voice ids: {len(voice_ids)} (limit {MAX_PRELOAD})")
-    ids = [v if isinstance(v, str) else str(v) for v in voice_ids]
+    # The answer is keyed by the ids as sent; one that is not valid Unicode (a lone
+    # surrogate from a JSON escape) could not be encoded in it, so it is escaped here (it
+    # is an invalid id either way).
+    ids = [(v if isinstance(v, str) else str(v)).encode("utf-8", "backslashreplace")
+           .decode("utf-8") for v in voice_ids]
     preloaded, errors = await runtime.voices.preload(ids)
     return {"preloaded": preloaded, "errors": errors, "cache_stats": runtime.voices.stats()}
 

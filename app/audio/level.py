@@ -7,7 +7,7 @@ in loudness sounds broken on a phone. This stage brings speech to ``target_lufs`
 the true peak at or below ``true_peak_dbtp``, without waiting for the whole utterance.
 
 How the loudness is known early (streaming): the first gain of an utterance is decided
-once its first ``first_gain_after_ms`` of audio have been measured (400 ms for engines that
+once its first ``first_gain_after_ms`` of audio have been measured (200 ms for engines that
 stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both cases
 no more than the engine's first chunk, so nothing waits), and each later 200 ms block's gain
 is decided from what came before it, never from the block itself. The estimate pools the
@@ -48,6 +48,7 @@ import numpy as np
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _ABS_GATE_LUFS = -70.0
+DEFAULT_LOUDNESS_LUFS = -23.0  # the prior for an engine that declares no loudness_lufs
 _BLOCK_MS = 200  # the stage's loudness block: one measurement and one gain decision
 _GATE_BLOCKS = 2  # blocks per 400 ms gating block
 _REL_GATE_LU = -10.0
@@ -229,10 +230,12 @@ def level_settings(streaming: str, target_lufs: float, true_peak_dbtp: float) ->
 
     A "sentence" engine (Piper) hands over a whole clause in one chunk, so measuring up to
     2 s before the first gain costs no time and gives short clauses ("Okay.") their own
-    gain. A "token" engine (Chatterbox, the synthetic one) gives 400 ms or more in its first
-    chunk (10+ speech tokens at 40 ms), so 400 ms (one BS.1770 gating block) costs none.
+    gain. A "token" engine may give as little as 200 ms in its first chunk (the synthetic
+    engine; Chatterbox gives 400 ms or more), so its first gain comes after 200 ms, from the
+    reply's estimate and the engine's calibration, and the clause's own measurement takes
+    over from its first 400 ms gating block.
     """
-    first = 2000 if streaming == "sentence" else 400
+    first = 2000 if streaming == "sentence" else 200
     return LevelSettings(target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp,
                          first_gain_after_ms=first)
 

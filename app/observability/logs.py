@@ -15,6 +15,7 @@ import secrets
 import sys
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -33,12 +34,34 @@ def clean_request_id(value: str | None) -> str:
     return new_request_id()
 
 
-# uvicorn logs a WebSocket's path with its query string: keys there must not reach a log.
-_SECRET_PARAM = re.compile(r"((?:xi_)?api_key=)[^&\s\"']+", re.IGNORECASE)
+# uvicorn logs every path with its query string, as the client sent it: keys there must
+# not reach a log. Auth reads parameter names after percent-decoding (Starlette), so
+# ``api%5Fkey=`` authenticates exactly like ``api_key=``; the names are decoded here the
+# same way before they are compared, and any case counts. tests/test_log_redaction.py
+# checks every spelling that app.api.auth accepts.
+SECRET_PARAMS = frozenset({"api_key", "xi_api_key"})
+_PARAM = re.compile(r"(?P<name>[^\s?&;=\"'#]+)=(?P<value>[^\s&;\"'#]*)")
+
+
+def _decoded(name: str) -> str:
+    for _ in range(4):  # undo double encodings too; a name never needs more
+        plain = unquote_plus(name)
+        if plain == name:
+            break
+        name = plain
+    return name.lower()
+
+
+def _hide(match: re.Match[str]) -> str:
+    if _decoded(match["name"]) in SECRET_PARAMS and match["value"]:
+        return match["name"] + "=***"
+    return match[0]
 
 
 def redact(text: str) -> str:
-    return _SECRET_PARAM.sub(r"\1***", text)
+    if "=" not in text:
+        return text
+    return _PARAM.sub(_hide, text)
 
 
 class RequestIdFilter(logging.Filter):

@@ -42,13 +42,15 @@ class _Nothing:
 WARMUP_TEXT = "Hello, one moment please."
 
 
-async def warmup(runtime: Runtime, voice_id: str, preset: str) -> float:
+async def warmup(runtime: Runtime, voice_id: str, preset: str, *,
+                 hold_slot: bool = True) -> float:
     """Prepare ``voice_id`` and run a short generation through the whole chain (ms taken).
 
     The call webhook calls this while the phone rings, so the first reply of the call
-    pays no cold-start cost (voice fetch, conditioning, first-run kernels).
+    pays no cold-start cost (voice fetch, conditioning, first-run kernels); its warmups
+    run in their own small pool (``app.sessions.warmups``) and take no call slot.
     """
     started = time.perf_counter()
     spec = UtteranceSpec(WARMUP_TEXT, voice_id, preset, MULAW, route="warmup")
-    await run_whole(await open_utterance(runtime, spec), _Nothing())
+    await run_whole(await open_utterance(runtime, spec, hold_slot=hold_slot), _Nothing())
     return (time.perf_counter() - started) * 1000.0

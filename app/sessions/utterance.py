@@ -132,10 +132,17 @@ async def prepare_utterance(
     return UtterancePlan(spec, params, voice, fmt)
 
 
-async def open_utterance(runtime: Runtime, spec: UtteranceSpec) -> Utterance:
-    """A one-shot utterance holding its own slot (see the module docstring)."""
-    plan = await prepare_utterance(runtime, spec)
-    return Utterance(runtime, plan, runtime.capacity.acquire(), started=time.perf_counter())
+async def open_utterance(
+    runtime: Runtime, spec: UtteranceSpec, *, hold_slot: bool = True
+) -> Utterance:
+    """A one-shot utterance holding its own slot (see the module docstring).
+
+    ``hold_slot=False`` is for work that is bounded elsewhere and must not take a call's
+    slot: the webhook's warmups run in their own small pool (``app.sessions.warmups``).
+    """
+    plan = await prepare_utterance(runtime, spec, check_capacity=hold_slot)
+    slot = runtime.capacity.acquire() if hold_slot else None
+    return Utterance(runtime, plan, slot, started=time.perf_counter())
 
 
 class Utterance:

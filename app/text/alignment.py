@@ -138,3 +138,43 @@ def map_timings_to_original(
     for k in range(1, len(ints)):  # monotonic after rounding
         ints[k] = max(ints[k], ints[k - 1])
     return CharTimings(chars, ints[:-1], [b - a for a, b in zip(ints[:-1], ints[1:], strict=True)])
+
+
+class ChunkAligner:
+    """Shares a text's characters among its audio chunks as the engine produces them.
+
+    Audio leaves chunk by chunk, before the text's total duration is known, so each chunk
+    takes the characters whose estimated start, at a typical speaking rate
+    (``app.text.estimate.CHARS_PER_SECOND``, weighted as above), falls inside the audio sent
+    so far and no earlier chunk took; ``last`` takes whatever is left. Within a chunk the
+    characters share its duration by weight (``estimate_char_timings``), so every message's
+    timings lie within its own audio and joining the messages' characters gives the text
+    back exactly. Estimated, like the rest of this module: no engine here reports timings.
+    """
+
+    def __init__(self, text: str, chars_per_second: float = CHARS_PER_SECOND) -> None:
+        self.text = text
+        weights = [_weight(c) for c in text]
+        mean = sum(weights) / len(weights) if weights else 1.0
+        per_second = chars_per_second * mean
+        self._starts: list[float] = []
+        acc = 0.0
+        for w in weights:
+            self._starts.append(acc / per_second)
+            acc += w
+        self._pos = 0
+        self._audio_s = 0.0
+
+    @property
+    def rest(self) -> str:
+        return self.text[self._pos :]
+
+    def take(self, seconds: float, *, last: bool = False) -> CharTimings:
+        """The characters of the next ``seconds`` of audio, timed from that chunk's start."""
+        self._audio_s += seconds
+        end = len(self.text) if last else bisect.bisect_left(
+            self._starts, self._audio_s, lo=self._pos
+        )
+        chars = self.text[self._pos : end]
+        self._pos = end
+        return estimate_char_timings(chars, seconds * 1000.0)

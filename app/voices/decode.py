@@ -1,10 +1,17 @@
 """Reference clip decoding and checks: bytes from a store to a ``VoiceClip`` for one engine.
 
 libsndfile (through soundfile) reads WAV, FLAC, OGG/Vorbis/Opus and, where the linked
-libsndfile has it (1.1+), MP3. The clip is mixed to mono, resampled to the engine's rate
-with soxr and must last between ``min_s`` and ``max_s`` seconds; anything else is a
-``VoiceInvalid`` (422) that says what is wrong. The length is checked from the header
-before the samples are decoded, so an hour-long file is refused without decoding it.
+libsndfile has it (1.1+), MP3; other containers it knows (AIFF, CAF, W64, ...) are refused.
+The clip is mixed to mono, resampled to the engine's rate with soxr and must last between
+``min_s`` and ``max_s`` seconds; anything else is a ``VoiceInvalid`` (422) that says what
+is wrong.
+
+A few kilobytes of FLAC can declare 8 channels at 655,350 Hz (1.26 GB of float32 for a
+minute of silence), and a 64-byte WAV can declare 1 Hz. So the header is read first and
+checked before a sample is decoded: the format, 8-48 kHz, at most 2 channels, and the
+declared length. Decoding then reads at most ``max_s`` seconds of frames at that rate, so
+even a header that lies (MP3 only estimates its length) cannot make it hold more than
+48,000 x 2 x ``max_s`` samples.
 
 This is CPU work: call it through ``asyncio.to_thread`` (``decode_clip_async``).
 """
@@ -41,6 +48,30 @@ def _check_duration(voice_id: str, seconds: float, min_s: float, max_s: float) -
         )
 
 
+FORMATS = ("WAV", "WAVEX", "FLAC", "OGG", "MP3")
+MIN_RATE, MAX_RATE = 8_000, 48_000
+MAX_CHANNELS = 2
+
+
+def _check_header(voice_id: str, f: sf.SoundFile, max_s: float) -> int:
+    """Refuse what the header says before decoding; the most frames worth reading."""
+    if f.format not in FORMATS:
+        raise VoiceInvalid(f"Voice clip format not accepted: {voice_id} is {f.format}; "
+                           f"accepted: {', '.join(FORMATS)}")
+    rate = int(f.samplerate)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise VoiceInvalid(f"Voice clip sample rate not accepted: {voice_id} is {rate} Hz; "
+                           f"{MIN_RATE}-{MAX_RATE} Hz accepted")
+    if not 1 <= f.channels <= MAX_CHANNELS:
+        raise VoiceInvalid(f"Voice clip has {f.channels} channels: {voice_id}; "
+                           f"at most {MAX_CHANNELS} accepted")
+    # Some formats (MP3) only estimate the frame count; the decoded length is rechecked.
+    declared = f.frames
+    if 0 < declared < 2**62:
+        _check_duration(voice_id, declared / rate, 0.0, max_s)
+    return int(max_s * rate) + 1  # one more than allowed: a longer clip shows as too long
+
+
 def decode_clip(
     voice_id: str, data: bytes, target_rate: int, min_s: float, max_s: float
 ) -> VoiceClip:
@@ -49,14 +80,9 @@ def decode_clip(
         raise _not_audio(voice_id, "empty file")
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
+            limit = _check_header(voice_id, f, max_s)
             rate = int(f.samplerate)
-            if rate <= 0:
-                raise _not_audio(voice_id, "no sample rate")
-            # Some formats (MP3) only estimate the frame count; it is rechecked below.
-            declared = f.frames
-            if 0 < declared < 2**62:
-                _check_duration(voice_id, declared / rate, 0.0, max_s)
-            frames = f.read(dtype="float32", always_2d=True)
+            frames = f.read(frames=limit, dtype="float32", always_2d=True)
     except VoiceInvalid:
         raise
     except _DECODE_ERRORS as exc:

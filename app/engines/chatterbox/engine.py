@@ -1,13 +1,15 @@
-"""The Chatterbox engine: true token streaming on one GPU, one model per process.
+"""The Chatterbox engine: true token streaming on one GPU, one model per process, many calls.
 
-Generation runs on one dedicated worker thread (``ThreadPoolExecutor(max_workers=1)``).
-Every stream is a blocking generator driven by ``iterate_blocking``: each ``next()`` is one
-chunk's work (``chunk_size`` T3 steps, then one decode), so concurrent streams interleave
-chunk by chunk on the worker instead of one waiting for another's whole reply; each has its
-own KV cache, decoder state and per-request conditioning, so interleaving shares nothing
-mutable. At most ``MAX_CONCURRENT_STREAMS`` streams are admitted; the next gets ``Busy``
-before any work is queued, so latency cannot grow without bound. Closing a stream sets its
-stop event, which the token loop checks before every step.
+Token generation belongs to one ``StepScheduler`` per model (its own thread): every active
+stream's next token comes out of one batched forward, and a stream joins or leaves
+between steps. Each stream's coroutine here waits for its tokens, and every ``chunk_size``
+tokens hands a decode (S3Gen, then the watermark) to the decode worker(s), so decoding never
+holds up the token loop. Voice preparation and loading run on a third executor.
+
+Admission: ``capacity`` streams at most, the smaller of ``MAX_CONCURRENT_STREAMS`` and the
+budget (``CHATTERBOX_STREAM_BUDGET``, or measured at load: the most streams whose batched
+step still leaves real time, see ``budget``). The next stream gets ``Busy`` before any work
+is queued. Closing a stream cancels it in the scheduler, which drops it before the next step.
 
 torch and chatterbox are imported only in ``load()``, so this module imports without the
 extra installed.
@@ -16,7 +18,10 @@ extra installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import sys
 import threading
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,15 +37,16 @@ from app.engines.base import (
     SynthesisParams,
     VoiceClip,
     VoiceHandle,
-    iterate_blocking,
 )
 from app.errors import Busy, EngineError, EngineUnavailable, InvalidRequest, VoiceInvalid
 
 SAMPLE_RATE = 24000
 OVERLAP_SAMPLES = 4 * 480  # decoder.OVERLAP_FRAMES * SAMPLES_PER_FRAME (kept import-free)
 TURBO_DECODER_STEPS = 2  # Turbo's mean-flow decoder is distilled for 2 steps: its own count
+TURBO_LIKE = ("turbo", "nano")  # the Turbo architecture: GPT-2 backbone, mean-flow decoder
 S3GEN_SIL = 4299  # chatterbox.models.s3gen.const.S3GEN_SIL: Turbo appends 3 after the tokens
 MAX_SENTENCE_CHARS = 300  # about 20 s of speech: Turbo degrades past 20-25 s
+DECODE_NICE = 10  # decode workers' niceness: the token loop comes first
 WARMUP_TEXT = "Hello, this is a warm-up."
 MULTILINGUAL_LANGUAGES = (
     "ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms", "nl",
@@ -99,12 +105,21 @@ class ChatterboxEngine:
         self.device = settings.chatterbox_device
         self.capabilities = capabilities_for(self.family)
         self.max_streams = settings.max_concurrent_streams
+        self.capacity = self.max_streams
+        self.budget: dict[str, Any] = {}
+        # Loading and voice preparation; decoding and watermarking; the token loop is the
+        # scheduler's own thread. None of them waits for another's work.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox")
+        # Text preparation (tokenizing a sentence) must not queue behind decodes.
+        self._text = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-text")
+        self._decoders = ThreadPoolExecutor(max_workers=settings.chatterbox_decode_workers,
+                                            thread_name_prefix="chatterbox-decode",
+                                            initializer=_below_the_token_loop)
         self._lock = threading.Lock()
         self._active = 0
         self._model: Any = None
+        self._scheduler: Any = None
         self._default_conds: Any = None
-        self._alignment: Any = None
         self._watermarker: Any = None
 
     # --- lifecycle ---
@@ -116,33 +131,58 @@ class ChatterboxEngine:
     def active_streams(self) -> int:
         return self._active
 
+    def stats(self) -> dict[str, Any]:
+        """What ``/health`` shows: streams running, the admission limit and what is left."""
+        return {
+            "active_streams": self._active,
+            "capacity": self.capacity,
+            "headroom": max(self.capacity - self._active, 0),
+            "budget": self.budget,
+            "dtype": self.settings.chatterbox_dtype,
+        }
+
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._load_sync)
 
     def _load_sync(self) -> None:
         from app.engines.chatterbox import runtime
+        from app.engines.chatterbox.budget import measure_capacity
         from app.engines.chatterbox.loading import load_model, resolve_device
         from app.engines.chatterbox.voices import builtin_conditionals
 
         self.device = resolve_device(self.settings.chatterbox_device)
-        model = load_model(self.family, self.settings.chatterbox_ckpt_dir, self.device)
+        model = load_model(self.family, self.settings.chatterbox_ckpt_dir, self.device,
+                           self.settings.chatterbox_dtype)
         self._default_conds = builtin_conditionals(model)
         model.conds = None  # nobody reads the shared slot; every voice has its own
         self._watermarker = model.watermarker if self.settings.watermark else None
-        if self.family == "multilingual":
-            self._alignment = runtime.install_alignment(model.t3)
+        self._scheduler = runtime.new_scheduler(model, self.family)
+        self._scheduler.start()
         self._model = model
         if self._default_conds is not None:
             voice = VoiceHandle(DEFAULT_VOICE_ID, builtin=True, data=self._default_conds)
             params = SynthesisParams(preset=_warmup_preset())
             # One non-final and one final decode: every module and the watermark run once.
-            for _ in self._generate(WARMUP_TEXT, voice, params, threading.Event(), 14):
+            for _ in self._generate_sync(WARMUP_TEXT, voice, params, 14):
                 pass
+        budget = self.settings.chatterbox_stream_budget
+        if budget == 0 and self._default_conds is not None:
+            self.budget = measure_capacity(self._scheduler, model, self.family,
+                                           self._default_conds, self.max_streams)
+            budget = self.budget["streams"]
+        elif budget:
+            self.budget = {"streams": budget, "source": "CHATTERBOX_STREAM_BUDGET"}
+        self.capacity = min(self.max_streams, budget) if budget else self.max_streams
 
     async def aclose(self) -> None:
+        if self._scheduler is not None:
+            await asyncio.to_thread(self._scheduler.close)
+        await asyncio.to_thread(self._decoders.shutdown, True)
+        await asyncio.to_thread(self._text.shutdown, True)
         await asyncio.to_thread(self._executor.shutdown, True)
         self._model = None
+        self._scheduler = None
         self._default_conds = None
         if self.device.startswith("cuda"):
             import torch
@@ -186,67 +226,87 @@ class ChatterboxEngine:
     async def stream(
         self, text: str, voice: VoiceHandle, params: SynthesisParams
     ) -> AsyncGenerator[AudioChunk, None]:
-        """Chunks as they are decoded; ``Busy`` (before any work) when the queue is full."""
+        """Chunks as they are decoded; ``Busy`` (before any work) beyond ``capacity``."""
         self._require_loaded()
         self._validate(voice, params)
         with self._lock:
-            if self._active >= self.max_streams:
+            if self._active >= self.capacity:
                 raise Busy(
-                    f"Chatterbox is busy: {self._active} of {self.max_streams} streams "
+                    f"Chatterbox is busy: {self._active} of {self.capacity} streams "
                     "in progress"
                 )
             self._active += 1
         try:
-            def factory(stop: threading.Event) -> Iterator[AudioChunk]:
-                return self._generate(text, voice, params, stop)
-
-            async for chunk in iterate_blocking(factory, self._executor):
+            async for chunk in self._generate(text, voice, params):
                 yield chunk
         finally:
             with self._lock:
                 self._active -= 1
 
-    def _generate(
-        self,
-        text: str,
-        voice: VoiceHandle,
-        params: SynthesisParams,
-        stop: threading.Event,
-        max_tokens: int | None = None,
-    ) -> Iterator[AudioChunk]:
-        """Runs on the worker thread: sentences, then tokens, then decoded chunks."""
+    async def _generate(
+        self, text: str, voice: VoiceHandle, params: SynthesisParams
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """Sentences, then tokens from the scheduler, then chunks decoded off the loop."""
         from app.engines.chatterbox import runtime
 
         model = self._model
-        if model is None:
-            return
-        plan = runtime.Plan.build(self.family, params, max_tokens)
+        loop = asyncio.get_running_loop()
+        plan = runtime.Plan.build(self.family, params)
         first, later = params.preset.chunk_sizes()
         t3_cond = runtime.request_cond(voice.data, plan)
         for sentence in split_sentences(text):
-            if stop.is_set():
-                return
-            tokens = runtime.token_stream(model, self.family, sentence, params.language,
-                                          t3_cond, plan, stop, self._alignment)
-            decoder = runtime.new_decoder(model, voice.data, plan)
-            done: list[int] = []
-            next_at = first
-            for token in tokens:
-                done.append(token)
-                if len(done) >= next_at:
+            request = await loop.run_in_executor(
+                self._text, runtime.token_request, model, self.family, sentence,
+                params.language, t3_cond, plan)
+            tokens = self._scheduler.submit(request)
+            try:
+                decoder = runtime.new_decoder(model, voice.data, plan)
+                next_at = first
+                while True:
+                    await tokens.until(next_at)
+                    if len(tokens.tokens) < next_at:
+                        break
+                    chunk = await loop.run_in_executor(
+                        self._decoders, self._decode, decoder, tokens.tokens[:next_at], False)
                     next_at += later
-                    chunk = decoder.decode(done, final=False)
                     if chunk is not None:
-                        yield self._finish(chunk.samples, chunk.overlap)
-                    if stop.is_set():
-                        return
-            if stop.is_set():
-                return
-            if self.family == "turbo":
-                done += [S3GEN_SIL] * 3
-            chunk = decoder.decode(done, final=True)
+                        yield chunk
+                done = list(tokens.tokens)
+            finally:
+                tokens.cancel()
+            chunk = await loop.run_in_executor(self._decoders, self._decode, decoder, done, True)
             if chunk is not None:
-                yield self._finish(chunk.samples, chunk.overlap)
+                yield chunk
+
+    def _generate_sync(
+        self, text: str, voice: VoiceHandle, params: SynthesisParams, max_tokens: int
+    ) -> Iterator[AudioChunk]:
+        """The same work on the calling thread (warm-up): one sentence, bounded tokens."""
+        from app.engines.chatterbox import runtime
+
+        plan = runtime.Plan.build(self.family, params, max_tokens)
+        first, _ = params.preset.chunk_sizes()
+        request = runtime.token_request(self._model, self.family, text, params.language,
+                                        runtime.request_cond(voice.data, plan), plan)
+        tokens = self._scheduler.submit(request)
+        decoder = runtime.new_decoder(self._model, voice.data, plan)
+        if tokens.wait_for(first):
+            chunk = self._decode(decoder, tokens.tokens[:first], False)
+            if chunk is not None:
+                yield chunk
+        tokens.wait_for(1 << 30)
+        chunk = self._decode(decoder, list(tokens.tokens), True)
+        if chunk is not None:
+            yield chunk
+
+    def _decode(self, decoder: Any, tokens: list[int], final: bool) -> AudioChunk | None:
+        """Runs on a decode worker: S3Gen for the new frames, then the watermark."""
+        if final and self.family in TURBO_LIKE:
+            tokens = tokens + [S3GEN_SIL] * 3
+        chunk = decoder.decode(tokens, final=final)
+        if chunk is None:
+            return None
+        return self._finish(chunk.samples, chunk.overlap)
 
     def _finish(self, samples: np.ndarray, overlap: int) -> AudioChunk:
         """Watermark a whole chunk (perth works on whole signals) and wrap it."""
@@ -256,6 +316,18 @@ class ChatterboxEngine:
             if len(marked) == len(samples):
                 samples = marked
         return AudioChunk(np.ascontiguousarray(samples, dtype=np.float32), overlap)
+
+
+def _below_the_token_loop() -> None:
+    """Decode workers run at a lower CPU priority than the token loop (Linux: per thread).
+
+    On a CPU-bound host a decode (S3Gen, then the watermark) takes hundreds of milliseconds
+    and would otherwise slow every stream's next step and every joining call's prefill. The
+    worker's own torch threads are created after this and inherit the priority.
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICE)
 
 
 def _warmup_preset() -> Any:

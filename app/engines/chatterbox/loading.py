@@ -28,7 +28,19 @@ from pathlib import Path
 from typing import Any
 
 BACKBONE_CONFIG_FILE = "t3_backbone_config.json"
-FAMILIES = ("turbo", "standard", "multilingual")
+FAMILIES = ("turbo", "standard", "multilingual", "nano")
+NANO_T3_FILE = "t3_nano_v1.safetensors"
+# Nano: the Turbo architecture on a GPT-2 small backbone (110M). chatterbox-tts 0.1.7 has
+# no configuration for it, so it is registered here under its own name.
+GPT2_SMALL = {
+    "activation_function": "gelu_new", "attn_pdrop": 0.0, "embd_pdrop": 0.0,
+    "resid_pdrop": 0.0, "bos_token_id": 50256, "eos_token_id": 50256,
+    "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2",
+    "n_ctx": 8196, "n_embd": 768, "hidden_size": 768, "n_head": 12, "n_layer": 12,
+    "n_positions": 8196, "vocab_size": 50276,
+}
+NANO_BACKBONE = "GPT2_small"
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 CANGJIE_FILE = "Cangjie5_TC.json"
 
@@ -97,7 +109,7 @@ def offline_safe_cangjie() -> Iterator[None]:
 
 
 def _model_class(family: str) -> Any:
-    if family == "turbo":
+    if family in ("turbo", "nano"):
         from chatterbox.tts_turbo import ChatterboxTurboTTS
 
         return ChatterboxTurboTTS
@@ -112,13 +124,90 @@ def _model_class(family: str) -> Any:
     raise ValueError(f"unknown Chatterbox family {family!r}; expected one of {FAMILIES}")
 
 
-def load_model(family: str, ckpt_dir: str | Path | None, device: str) -> Any:
-    """The library's model object for ``family`` with its modules in eval mode on ``device``."""
-    cls = _model_class(family)
-    if family == "multilingual":
+def resolve_dtype(setting: str, device: str) -> str:
+    """``auto``: bfloat16 on CUDA, float32 elsewhere; anything else as given."""
+    if setting == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return DTYPES[setting]
+
+
+def load_model(family: str, ckpt_dir: str | Path | None, device: str,
+               dtype: str = "float32") -> Any:
+    """The library's model object for ``family`` with its modules in eval mode on ``device``.
+
+    ``dtype`` applies to T3 (the token loop's backbone, embeddings and heads); S3Gen, the
+    voice encoder and sampling stay float32. TF32 matmuls are allowed on CUDA.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if family == "nano":
+        model = _load_nano(ckpt_dir, device)
+    elif family == "multilingual":
         with offline_safe_cangjie():
-            return _load(cls, ckpt_dir, device)
-    return _load(cls, ckpt_dir, device)
+            model = _load(_model_class(family), ckpt_dir, device)
+    else:
+        model = _load(_model_class(family), ckpt_dir, device)
+    dt = getattr(torch, resolve_dtype(dtype, device))
+    if dt != torch.float32:
+        model.t3.to(dtype=dt)
+    return model
+
+
+def _load_nano(ckpt_dir: str | Path | None, device: str) -> Any:
+    """Nano from a local directory: Turbo's ``from_local`` with the GPT-2 small T3.
+
+    Written out rather than patched into the library's loader, which hard-codes both the
+    backbone name and the T3 file name.
+    """
+    import torch
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts_turbo import ChatterboxTurboTTS, Conditionals
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    if ckpt_dir is None:
+        raise FileNotFoundError("CHATTERBOX_MODEL=nano needs CHATTERBOX_CKPT_DIR")
+    ckpt = Path(ckpt_dir)
+    if not (ckpt / NANO_T3_FILE).is_file():
+        raise FileNotFoundError(f"{ckpt / NANO_T3_FILE} is missing")
+    ve = VoiceEncoder()
+    ve.load_state_dict(load_file(ckpt / "ve.safetensors"))
+    ve.to(device).eval()
+    with backbone_config(NANO_BACKBONE, GPT2_SMALL):
+        t3 = T3(nano_hp())
+    t3.load_state_dict(load_file(ckpt / NANO_T3_FILE))
+    del t3.tfmr.wte
+    t3.to(device).eval()
+    s3gen = S3Gen(meanflow=True)
+    s3gen.load_state_dict(load_file(ckpt / "s3gen_meanflow.safetensors"), strict=True)
+    s3gen.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(ckpt)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    conds = None
+    if (ckpt / "conds.pt").exists():
+        where = torch.device("cpu") if device in ("cpu", "mps") else None
+        conds = Conditionals.load(ckpt / "conds.pt", map_location=where).to(device)
+    return ChatterboxTurboTTS(t3, s3gen, ve, tokenizer, device, conds=conds)
+
+
+def nano_hp() -> Any:
+    """Turbo's T3 hyper-parameters with the GPT-2 small backbone."""
+    from chatterbox.models.t3.modules.t3_config import T3Config
+
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name = NANO_BACKBONE
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 375
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    return hp
 
 
 def _load(cls: Any, ckpt_dir: str | Path | None, device: str) -> Any:

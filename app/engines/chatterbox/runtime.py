@@ -1,7 +1,9 @@
 """Per-request glue between the engine and the torch modules (imported on the worker only).
 
-``Plan`` turns a preset into what the family uses; ``token_stream`` tokenizes one sentence
-as the library's ``generate`` does and starts the matching token generator;
+``Plan`` turns a preset into what the family uses; ``token_request`` tokenizes one sentence
+as the library's ``generate`` does and builds what the step scheduler needs (its own
+seeded generator included); ``new_scheduler`` starts the model's scheduler;
+``token_stream`` is the one-stream generator of the same loop (tests, benchmarks);
 ``new_decoder`` builds the streaming S3Gen state; ``install_alignment`` sets up the
 multilingual alignment analyzer once per model.
 """
@@ -21,10 +23,16 @@ import torch.nn.functional as F
 
 from app.engines.base import SynthesisParams
 from app.engines.chatterbox.decoder import StreamingDecoder
+from app.engines.chatterbox.scheduler import (
+    AttentionSpy,
+    StepScheduler,
+    TokenRequest,
+)
 from app.engines.chatterbox.tokens import Sampling, standard_tokens, turbo_tokens
 from app.engines.chatterbox.voices import request_t3_cond
 
 TURBO_DECODER_STEPS = 2
+TURBO_LIKE = ("turbo", "nano")
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,13 @@ class Plan:
     @classmethod
     def build(cls, family: str, params: SynthesisParams, max_tokens: int | None = None) -> Plan:
         preset = params.preset
-        sampling = Sampling.for_family(family, preset.temperature, preset.cfg_weight)
+        turbo = family in TURBO_LIKE
+        sampling = Sampling.for_family("turbo" if turbo else family, preset.temperature,
+                                       preset.cfg_weight)
         if max_tokens is not None:
             sampling = dataclasses.replace(sampling, max_new_tokens=max_tokens)
         if isinstance(params.extra.get("top_p"), float):  # a client's nucleus sampling
             sampling = dataclasses.replace(sampling, top_p=params.extra["top_p"])
-        turbo = family == "turbo"
         seed = params.seed if params.seed is not None else random.randrange(2**31)
         if params.seed is not None:
             # The library samples from torch's global generator: the same seed gives the
@@ -65,7 +74,7 @@ def request_cond(voice_conds: Any, plan: Plan) -> Any:
 
 
 def _punc_norm(family: str) -> Any:
-    if family == "turbo":
+    if family in TURBO_LIKE:
         from chatterbox.tts_turbo import punc_norm
     elif family == "multilingual":
         from chatterbox.mtl_tts import punc_norm
@@ -77,7 +86,7 @@ def _punc_norm(family: str) -> Any:
 def text_tokens(model: Any, family: str, text: str, language: str) -> torch.Tensor:
     """(1, L) text tokens exactly as the family's ``generate`` builds them (one CFG row)."""
     text = _punc_norm(family)(text)
-    if family == "turbo":
+    if family in TURBO_LIKE:
         ids = model.tokenizer(text, return_tensors="pt", padding=True, truncation=True)
         return ids.input_ids.to(model.device)
     if family == "multilingual":
@@ -101,7 +110,7 @@ def token_stream(
     alignment: Any = None,
 ) -> Iterator[int]:
     tokens = text_tokens(model, family, text, language)
-    if family == "turbo":
+    if family in TURBO_LIKE:
         return turbo_tokens(model.t3, t3_cond, tokens, plan.sampling, stop)
     analyzer = None
     if alignment is not None:
@@ -110,11 +119,36 @@ def token_stream(
     return standard_tokens(model.t3, t3_cond, tokens, plan.sampling, stop, analyzer)
 
 
+def token_request(
+    model: Any, family: str, text: str, language: str, t3_cond: Any, plan: Plan,
+    *, fixed_tokens: int | None = None, greedy: bool = False,
+) -> TokenRequest:
+    """What the scheduler needs for one sentence; the stream's generator is seeded here."""
+    tokens = text_tokens(model, family, text, language)
+    analyzer = None
+    if family == "multilingual" and _has_alignment_heads(model.t3):
+        analyzer = request_analyzer(_bare_analyzer(model.t3), _cond_length(model.t3, t3_cond),
+                                    tokens.shape[1])
+    generator = torch.Generator(device=model.t3.device).manual_seed(plan.seed)
+    return TokenRequest(t3_cond, tokens, plan.sampling, generator=generator,
+                        analyzer=analyzer, greedy=greedy, fixed_tokens=fixed_tokens)
+
+
+def new_scheduler(model: Any, family: str) -> StepScheduler:
+    """The model's step scheduler; multilingual with alignment heads gets an attention spy."""
+    spy = None
+    if family == "multilingual" and _has_alignment_heads(model.t3):
+        from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
+
+        spy = AttentionSpy(model.t3.tfmr, list(LLAMA_ALIGNED_HEADS))
+    return StepScheduler(model.t3, family, spy=spy)
+
+
 def new_decoder(model: Any, voice_conds: Any, plan: Plan) -> StreamingDecoder:
     return StreamingDecoder(
         model.s3gen,
         voice_conds.gen,
-        meanflow=plan.family == "turbo",
+        meanflow=plan.family in TURBO_LIKE,
         n_timesteps=plan.decoder_steps,
         generator=torch.Generator().manual_seed(plan.seed),
     )
@@ -140,6 +174,24 @@ def install_alignment(t3: Any) -> Any:
         t3.tfmr, None, text_tokens_slice=(0, 1), alignment_layer_idx=9,
         eos_idx=t3.hp.stop_speech_token,
     )
+
+
+def _has_alignment_heads(t3: Any) -> bool:
+    from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
+
+    return bool(t3.cfg.num_hidden_layers > max(layer for layer, _ in LLAMA_ALIGNED_HEADS))
+
+
+def _bare_analyzer(t3: Any) -> Any:
+    """An analyzer without hooks: the scheduler's ``AttentionSpy`` feeds it its own row."""
+    from chatterbox.models.t3.inference.alignment_stream_analyzer import (
+        AlignmentStreamAnalyzer,
+    )
+
+    analyzer = AlignmentStreamAnalyzer.__new__(AlignmentStreamAnalyzer)
+    analyzer.eos_idx = t3.hp.stop_speech_token
+    analyzer.last_aligned_attns = []
+    return analyzer
 
 
 def request_analyzer(shared: Any, len_cond: int, text_len: int) -> Any:

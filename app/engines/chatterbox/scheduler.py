@@ -1,0 +1,443 @@
+"""The step scheduler: one thread per model runs every active stream's next token in one forward.
+
+A stream joins with ``submit`` and gets a ``TokenStream`` handle. Between steps the
+scheduler takes at most one waiting stream, runs its prefill apart (batch of one, or two
+rows for classifier-free guidance, exactly as the library's loop does) and adds its key/value
+rows to the shared ``SlotCache``; then it samples a token for every active stream (per-row
+options and generators, ``batch_sampling``), hands each token to its stream, drops the
+streams that ended, and runs one batched forward for the rest. A stream that joins thus
+waits for at most the step in flight plus its own prefill, never for the others' replies.
+
+Cancel sets a flag that is read before every sample and every forward, so a cancelled
+stream gets no further token and leaves the batch before the next step. Rows are left-padded
+(see ``batch_cache``); each row gets its own positions and attention mask, so its tokens
+are the ones it gets alone: sampled tokens are identical, and the logits agree to float
+rounding (a batched matmul may round differently from a one-row one).
+
+Families: ``turbo`` (and ``nano``; GPT-2 backbone, absolute positions, no guidance) and
+``standard`` / ``multilingual`` (Llama backbone, learned speech positions added to the
+input, a guidance row per stream when ``cfg_weight > 0``). The multilingual alignment
+analyzer, when the backbone is deep enough to have its heads, reads each stream's own
+attention row (``AttentionSpy``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from app.engines.chatterbox.batch_cache import SlotCache
+from app.engines.chatterbox.batch_sampling import SPEECH_VOCAB, RowOptions, RowSampler
+from app.engines.chatterbox.tokens import Sampling
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenRequest:
+    """One sentence to generate: its conditioning, text tokens (1, L) and options."""
+
+    t3_cond: Any
+    text_tokens: torch.Tensor
+    sampling: Sampling
+    generator: torch.Generator | None = None
+    analyzer: Any = None
+    greedy: bool = False
+    fixed_tokens: int | None = None  # exactly this many tokens, end-of-speech masked
+    record_logits: bool = False  # keep each step's raw logits (tests compare them)
+
+
+class TokenStream:
+    """A stream's handle: tokens arrive in ``tokens``; ``done`` once it has ended."""
+
+    def __init__(self, request: TokenRequest) -> None:
+        self.request = request
+        self.tokens: list[int] = []
+        self.logits: list[torch.Tensor] = []
+        self.done = False
+        self.error: BaseException | None = None
+        self.submitted_at = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self._cancel = threading.Event()
+        self._cond = threading.Condition()
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event, int] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """No token after the step in flight; the stream leaves before the next step."""
+        self._cancel.set()
+        with self._cond:
+            self._waiter = None  # whoever waited has gone
+
+    def wait_for(self, count: int, timeout: float | None = None) -> bool:
+        """Block until ``count`` tokens or the end; True if ``count`` tokens are there."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.tokens) >= count or self.done, timeout)
+        self._raise()
+        return len(self.tokens) >= count
+
+    async def until(self, count: int) -> None:
+        """Wait on the event loop until ``count`` tokens are there or the stream ended."""
+        while True:
+            event = asyncio.Event()
+            with self._cond:
+                if len(self.tokens) >= count or self.done:
+                    break
+                self._waiter = (asyncio.get_running_loop(), event, count)
+            await event.wait()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    # --- scheduler side ---
+    def _push(self, token: int) -> None:
+        with self._cond:
+            self.last_token_at = time.perf_counter()
+            if self.first_token_at is None:
+                self.first_token_at = self.last_token_at
+            self.tokens.append(token)
+            self._wake(len(self.tokens) >= self._waiting_for())
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self.error = error
+            self.done = True
+            self._wake(True)
+
+    def _waiting_for(self) -> int:
+        return self._waiter[2] if self._waiter is not None else 1 << 30
+
+    def _wake(self, due: bool) -> None:
+        self._cond.notify_all()
+        if due and self._waiter is not None:
+            loop, event, _ = self._waiter
+            self._waiter = None
+            with contextlib.suppress(RuntimeError):  # that event loop has closed: nobody waits
+                loop.call_soon_threadsafe(event.set)
+
+
+@dataclass
+class _Active:
+    """Scheduler-side state of one stream in the batch."""
+
+    stream: TokenStream
+    options: RowOptions
+    rows: int  # 1, or 2 with a guidance row
+    cfg: float
+    limit: int  # samples before the stream ends
+    steps: int = 0  # samples drawn so far
+    emitted: int = 0
+    hist_len: int = 1
+    attn: list[torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        return self.stream.request.generator
+
+
+class StepScheduler:
+    """Owns the token loop of one T3 model for every stream (see the module docstring)."""
+
+    def __init__(self, t3: Any, family: str, spy: Any = None) -> None:
+        self.t3 = t3
+        self.turbo = family in ("turbo", "nano")
+        self.spy = spy
+        self._kv: SlotCache | None = None
+        self._active: list[_Active] = []
+        self._logits: torch.Tensor | None = None  # (streams, vocab), float32
+        self._history: torch.Tensor | None = None  # (streams, capacity)
+        self._sampler = RowSampler()
+        self._pending: collections.deque[TokenStream] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._next = torch.zeros(0, dtype=torch.long)
+        self.step_log: collections.deque[tuple[int, float]] = collections.deque(maxlen=4096)
+
+    # --- public ---
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chatterbox-steps", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def submit(self, request: TokenRequest) -> TokenStream:
+        stream = TokenStream(request)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the step scheduler is closed")
+            self._pending.append(stream)
+            self._cond.notify_all()
+        return stream
+
+    def run_once(self, join: TokenStream | None = None) -> None:
+        """One iteration on the calling thread, for a scheduler that was never started
+        (the benchmark's one-stream-at-a-time baseline)."""
+        with torch.inference_mode():
+            self._iteration(join)
+
+    @property
+    def streams(self) -> int:
+        """Streams in the batch or waiting to join."""
+        return len(self._active) + len(self._pending)
+
+    # --- the loop ---
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._pending or self._active)
+                if self._closed:
+                    break
+                join = self._pending.popleft() if self._pending else None
+            try:
+                with torch.inference_mode():
+                    self._iteration(join)
+            except Exception as exc:  # a failed step fails its streams, not the thread
+                log.exception("Chatterbox step failed")
+                for s in [a.stream for a in self._active] + ([join] if join else []):
+                    s._finish(exc)
+                self._reset()
+        for s in [a.stream for a in self._active] + list(self._pending):
+            s._finish(RuntimeError("the step scheduler closed"))
+
+    def _iteration(self, join: TokenStream | None) -> None:
+        self._drop([a for a in self._active if a.stream.cancelled])
+        if join is not None:
+            if join.cancelled:
+                join._finish()
+            else:
+                self._join(join)
+        if not self._active:
+            return
+        ended = self._sample_and_emit()
+        self._drop(ended + [a for a in self._active if a.stream.cancelled])
+        if self._active:
+            self._forward()
+
+    # --- joining: the prefill, run apart ---
+    def _join(self, stream: TokenStream) -> None:
+        req = stream.request
+        s = req.sampling
+        guided = not self.turbo and s.cfg_weight > 0.0
+        limit = s.max_new_tokens + (1 if self.turbo else 0)
+        if req.fixed_tokens is not None:
+            limit = req.fixed_tokens
+        options = RowOptions(self.turbo, s, greedy=req.greedy,
+                             fixed_length=req.fixed_tokens is not None)
+        past, logits = self._prefill(req, guided)
+        active = _Active(stream, options, rows=2 if guided else 1, cfg=s.cfg_weight,
+                         limit=limit)
+        if self.spy is not None:
+            active.attn = self.spy.rows(0, 0)
+        if self._kv is None:
+            layer = past.layers[0].keys
+            self._kv = SlotCache(len(past.layers), layer.dtype, layer.device)
+        self._kv.add(past)
+        combined = self._combine(logits, [active])
+        hist = torch.full((1, max(limit + 2, 8)), self.t3.hp.start_speech_token,
+                          dtype=torch.long, device=combined.device)
+        self._active.append(active)
+        self._logits = combined if self._logits is None else torch.cat([self._logits, combined])
+        self._history = hist if self._history is None else _cat_padded(self._history, hist)
+
+    def _prefill(self, req: TokenRequest, guided: bool) -> tuple[Any, torch.Tensor]:
+        """The library's first forward for one stream: (its cache, its last logits rows)."""
+        t3 = self.t3
+        hp = t3.hp
+        text = req.text_tokens.to(dtype=torch.long, device=t3.device)
+        if guided:
+            text = torch.cat([text, text], dim=0)
+        start = hp.start_speech_token * torch.ones_like(text[:, :1])
+        dtype = t3.speech_head.weight.dtype
+        if dtype != torch.float32:  # CHATTERBOX_DTYPE: this request's own T3Cond, cast
+            req.t3_cond.to(dtype=dtype)
+        embeds, _ = t3.prepare_input_embeds(t3_cond=req.t3_cond, text_tokens=text,
+                                            speech_tokens=start,
+                                            cfg_weight=req.sampling.cfg_weight if guided else 0.0)
+        if self.turbo:
+            out = t3.tfmr(inputs_embeds=embeds, use_cache=True)
+            return out.past_key_values, t3.speech_head(out[0][:, -1:])[:, -1, :].float()
+        bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=embeds.device)
+        bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+        if guided:
+            bos_embed = torch.cat([bos_embed, bos_embed])
+        out = t3.tfmr(inputs_embeds=torch.cat([embeds, bos_embed], dim=1), use_cache=True)
+        # The library projects the whole prefill; a one-row matmul can round differently.
+        return out.past_key_values, t3.speech_head(out[0])[:, -1, :].float()
+
+    # --- one step ---
+    def _combine(self, rows: torch.Tensor, streams: list[_Active]) -> torch.Tensor:
+        """Guidance: cond + w * (cond - uncond) for streams with a guidance row."""
+        if all(a.rows == 1 for a in streams):
+            return rows
+        out, r = [], 0
+        for a in streams:
+            cond = rows[r : r + 1]
+            if a.rows == 2:
+                w = torch.as_tensor(a.cfg, device=cond.device, dtype=cond.dtype)
+                cond = cond + w * (cond - rows[r + 1 : r + 2])
+            out.append(cond)
+            r += a.rows
+        return torch.cat(out)
+
+    def _sample_and_emit(self) -> list[_Active]:
+        assert self._logits is not None and self._history is not None
+        logits = self._logits
+        for i, a in enumerate(self._active):
+            if a.stream.request.record_logits:
+                a.stream.logits.append(logits[i].detach().cpu().clone())
+            analyzer = a.stream.request.analyzer
+            if analyzer is not None and a.attn is not None:
+                analyzer.last_aligned_attns = a.attn
+                last = int(self._history[i, a.hist_len - 1])
+                logits[i : i + 1] = analyzer.step(logits[i : i + 1], next_token=last)
+        options = [a.options for a in self._active]
+        processed = self._sampler.process(options, self._history, logits)
+        tokens = self._sampler.sample(options, [a.generator for a in self._active], processed)
+        exhausted = (processed == -float("inf")).all(dim=-1).tolist() if self.turbo else None
+        values = tokens.tolist()
+        stop = self.t3.hp.stop_speech_token
+        ended: list[_Active] = []
+        for i, (a, value) in enumerate(zip(self._active, values, strict=True)):
+            if self.turbo and a.steps > 0 and exhausted is not None and exhausted[i]:
+                ended.append(a)
+                continue
+            a.steps += 1
+            if self.turbo and a.steps == 1:
+                self._history[i].fill_(value)  # Turbo's history starts at the first token
+            else:
+                self._history[i, a.hist_len] = value
+                a.hist_len += 1
+            if value == stop and (a.steps > 1 or not self.turbo):
+                ended.append(a)
+                continue
+            if value < SPEECH_VOCAB:
+                a.stream._push(value)
+                a.emitted += 1
+            if a.steps >= a.limit or (a.options.fixed_length and a.emitted >= a.limit):
+                ended.append(a)
+        self._next = tokens
+        return ended
+
+    def _forward(self) -> None:
+        assert self._kv is not None
+        t3 = self.t3
+        kv = self._kv
+        tokens = self._next[:, None]
+        embeds = t3.speech_emb(tokens)
+        if not self.turbo:
+            steps = torch.tensor([[a.steps] for a in self._active], device=tokens.device)
+            embeds = embeds + t3.speech_pos_emb.emb(steps)
+        if any(a.rows == 2 for a in self._active):
+            index = [i for i, a in enumerate(self._active) for _ in range(a.rows)]
+            embeds = embeds.index_select(0, torch.tensor(index, device=embeds.device))
+        mask = positions = None
+        if kv.padded:
+            mask, positions = kv.step_mask(), kv.positions()
+        began = time.perf_counter()
+        out = t3.tfmr(inputs_embeds=embeds, past_key_values=kv.cache(), attention_mask=mask,
+                      position_ids=positions, use_cache=True)
+        kv.commit()
+        rows = t3.speech_head(out[0])[:, -1, :].float()
+        self._logits = self._combine(rows, self._active)
+        self.step_log.append((len(self._active), time.perf_counter() - began))
+        if self.spy is not None:
+            r = 0
+            for a in self._active:
+                a.attn = self.spy.rows(r, kv.length - int(kv.pos[r]))
+                r += a.rows
+
+    # --- leaving ---
+    def _drop(self, leaving: list[_Active]) -> None:
+        if not leaving:
+            return
+        gone = {id(a) for a in leaving}
+        keep_rows: list[int] = []
+        keep_idx: list[int] = []
+        kept: list[_Active] = []
+        r = 0
+        for i, a in enumerate(self._active):
+            if id(a) in gone:
+                a.stream._finish()
+            else:
+                keep_rows.extend(range(r, r + a.rows))
+                keep_idx.append(i)
+                kept.append(a)
+            r += a.rows
+        self._active = kept
+        if self._kv is not None:
+            self._kv.keep(keep_rows)
+        if not kept:
+            self._logits = self._history = None
+            return
+        assert self._logits is not None and self._history is not None
+        index = torch.tensor(keep_idx, device=self._logits.device)
+        self._logits = self._logits.index_select(0, index)
+        self._history = self._history.index_select(0, index)
+        if len(self._next) == len(keep_idx) + len(gone):
+            self._next = self._next.index_select(0, index.to(self._next.device))
+
+    def _reset(self) -> None:
+        self._active = []
+        self._logits = self._history = None
+        if self._kv is not None:
+            self._kv.keep([])
+
+
+def _cat_padded(history: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """Stack histories of different capacities, padding each row with its own first id."""
+    width = max(history.shape[1], new.shape[1])
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        if t.shape[1] == width:
+            return t
+        return torch.cat([t, t[:, :1].expand(-1, width - t.shape[1])], dim=1)
+
+    return torch.cat([pad(history), pad(new)])
+
+
+class AttentionSpy:
+    """Keeps the full attention of the alignment heads' layers after every forward.
+
+    The library's analyzer hook keeps batch row 0 only; here each stream reads its own row
+    (``rows(row, pad)``), without the columns that are padding in a batched step.
+    """
+
+    def __init__(self, tfmr: Any, heads: list[tuple[int, int]]) -> None:
+        self.heads = heads
+        self.last: list[torch.Tensor | None] = [None] * len(heads)
+        for slot, (layer, _) in enumerate(heads):
+            tfmr.layers[layer].self_attn.register_forward_hook(self._hook(slot))
+        if getattr(tfmr.config, "_attn_implementation", None) == "sdpa":
+            tfmr.config._attn_implementation = "eager"  # attention weights need eager
+        tfmr.config.output_attentions = True
+
+    def _hook(self, slot: int) -> Any:
+        def hook(module: Any, args: Any, output: Any) -> None:
+            if isinstance(output, tuple) and len(output) > 1 and output[1] is not None:
+                self.last[slot] = output[1].detach().float().cpu()
+
+        return hook
+
+    def rows(self, row: int, pad: int) -> list[torch.Tensor]:
+        return [att[row, head, :, pad:] for att, (_, head) in
+                zip(self.last, self.heads, strict=True) if att is not None]
