@@ -101,40 +101,41 @@ class Runtime:
                 break
             await asyncio.sleep(0.02)
 
-    def pipeline(self, fmt: OutputFormat, *, framed: bool = True) -> AudioPipeline:
+    def pipeline(
+        self, fmt: OutputFormat, *, framed: bool = True, loudness: LoudnessTracker | None = None
+    ) -> AudioPipeline:
         """The audio chain for one utterance of this engine, in ``fmt``.
 
         Every utterance builds its chain here, so the resampler quality setting and the
         engine's declared overlap apply everywhere alike. A ``wav`` format (or
         ``framed=False``) gives one byte string per engine chunk instead of 20 ms frames.
         With ``LOUDNESS_NORMALIZATION`` the level stage (loudness gain, true-peak limiter)
-        joins between crossfader and resampler.
+        joins between crossfader and resampler, measuring into ``loudness`` (one tracker
+        per reply; a fresh one if None).
         """
         engine = self.engine
         fmt = fmt.at_rate(engine.sample_rate)
         framed = framed and fmt.container == "raw"
         return AudioPipeline.for_format(
             engine.sample_rate, fmt, max_overlap=engine.capabilities.max_overlap_samples,
-            framed=framed, quality=self.settings.resampler_quality, level=self.level_stage(),
+            framed=framed, quality=self.settings.resampler_quality,
+            level=self.level_stage(loudness),
         )
 
-    def level_stage(self) -> LevelStage | None:
+    def loudness_tracker(self) -> LoudnessTracker:
+        """A reply's loudness estimate, seeded by the engine's calibrated level."""
+        return LoudnessTracker(self.engine.capabilities.loudness_lufs or DEFAULT_LOUDNESS_LUFS)
+
+    def level_stage(self, loudness: LoudnessTracker | None = None) -> LevelStage | None:
         settings, engine = self.settings, self.engine
         if not settings.loudness_normalization:
             return None
-        caps = engine.capabilities
         return LevelStage(
             engine.sample_rate,
-            level_settings(caps.streaming, settings.target_loudness_lufs,
+            level_settings(engine.capabilities.streaming, settings.target_loudness_lufs,
                            settings.true_peak_dbtp),
-            LoudnessTracker(caps.loudness_lufs or DEFAULT_LOUDNESS_LUFS),
+            loudness if loudness is not None else self.loudness_tracker(),
         )
-
-    def normalization_language(self, params: SynthesisParams) -> str | None:
-        """The language to normalize clause text in before the engine; None: read as sent."""
-        if not self.settings.text_normalization or self.engine.capabilities.normalizes_text:
-            return None
-        return params.language or "en"
 
     def params(
         self, preset: str | None, *, speed: float = 1.0, language: str | None = None

@@ -52,7 +52,8 @@ async def _open(
 ) -> tuple[Utterance, dict[str, str]]:
     fmt = elevenlabs_format(fmt_name)
     spec = UtteranceSpec(req.text, voice_id, preset, fmt, framed=False, speed=req.speed(),
-                         language=req.language_code, route="elevenlabs_http", seed=req.seed)
+                         language=req.language_code, route="elevenlabs_http", seed=req.seed,
+                         normalize=req.normalize)
     utterance = await open_utterance(runtime, spec)
     headers = audio_headers(utterance, fmt_name)
     if fmt.container != "raw":
@@ -97,15 +98,17 @@ async def convert_with_timestamps(
     utterance, headers = await _open(runtime, voice_id, req, output_format, preset)
     lines = await _collect(utterance, TimestampsSerializer(utterance.format, req.text))
     audio = b""
-    alignment: dict[str, list[object]] = {"characters": [], "character_start_times_seconds": [],
-                                          "character_end_times_seconds": []}
+    keys = ("characters", "character_start_times_seconds", "character_end_times_seconds")
+    alignments: dict[str, dict[str, list[object]]] = {
+        name: {key: [] for key in keys} for name in ("alignment", "normalized_alignment")
+    }
     for line in lines:
         piece = json.loads(line)
         audio += base64.b64decode(piece["audio_base64"])
-        for key, values in piece.get("alignment", {}).items():
-            alignment[key] += values
-    body = {"audio_base64": base64.b64encode(audio).decode("ascii"),
-            "alignment": alignment, "normalized_alignment": alignment}
+        for name, alignment in alignments.items():
+            for key, values in piece.get(name, {}).items():
+                alignment[key] += values
+    body = {"audio_base64": base64.b64encode(audio).decode("ascii"), **alignments}
     headers.pop("X-Audio-Encoding", None)
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json",
                     headers=headers)

@@ -18,7 +18,7 @@ our other sockets (``app.api.ws``); the key may come as ``xi-api-key`` header or
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, WebSocket
 
@@ -37,6 +37,9 @@ Str = Annotated[str, Query(max_length=64)]
 OptStr = Annotated[str | None, Query(max_length=200)]
 Timeout = Annotated[float, Query(gt=0, le=180)]
 Seed = Annotated[int | None, Query(ge=0, le=4_294_967_295)]
+# ElevenLabs' values: "off" reads the text as written; "auto" and "on" normalize it (numbers,
+# money, dates... as POST /normalize shows), as TEXT_NORMALIZATION allows.
+TextNormalization = Annotated[Literal["auto", "on", "off"], Query()]
 
 
 async def _run(ws: WebSocket, route_name: str, fmt_name: str, multi: bool,
@@ -68,6 +71,7 @@ async def multi_stream_input(
     sync_alignment: bool = False,
     language_code: OptStr = None,
     seed: Seed = None,
+    apply_text_normalization: TextNormalization = "auto",
 ) -> None:
     """Contexts over one socket; audio per engine chunk with ``contextId`` and alignment.
 
@@ -76,7 +80,8 @@ async def multi_stream_input(
     """
     await _run(ws, "elevenlabs-multi", output_format, True, voice_id=voice_id,
                preset=preset, auto_mode=auto_mode, inactivity_timeout_s=inactivity_timeout,
-               language=language_code, seed=seed)
+               language=language_code, seed=seed,
+               normalize=apply_text_normalization != "off")
 
 
 @router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
@@ -91,8 +96,10 @@ async def stream_input(
     sync_alignment: bool = False,
     language_code: OptStr = None,
     seed: Seed = None,
+    apply_text_normalization: TextNormalization = "auto",
 ) -> None:
     """One stream: text in, audio per engine chunk with alignment out; ``""`` ends it."""
     await _run(ws, "elevenlabs", output_format, False, voice_id=voice_id, preset=preset,
                auto_mode=auto_mode, inactivity_timeout_s=inactivity_timeout,
-               language=language_code, seed=seed)
+               language=language_code, seed=seed,
+               normalize=apply_text_normalization != "off")

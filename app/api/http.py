@@ -80,7 +80,7 @@ async def synthesize(req: SynthesizeRequest, runtime: RuntimeDep) -> Response:
     fmt = resolve_format("synthesize", req.output_format)
     spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt,
                          framed=fmt.encoding != "pcm16", speed=req.speed,
-                         language=req.language, route="synthesize")
+                         language=req.language, normalize=req.normalize, route="synthesize")
     utterance = await open_utterance(runtime, spec)
     body = await run_whole(utterance, BatchJsonSerializer())
     return Response(body[-1], media_type="application/json")

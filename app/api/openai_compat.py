@@ -44,7 +44,8 @@ async def openai_speech(req: OpenAISpeechRequest, runtime: RuntimeDep) -> Respon
         raise InvalidRequest("Unsupported stream_format: 'audio' or 'sse'")
     voice_id = req.voice_id(runtime.settings.voice_alias_map)
     spec = UtteranceSpec(req.input, voice_id, req.preset, fmt, framed=False,
-                         speed=req.speed, language=req.language, route="openai")
+                         speed=req.speed, language=req.language, normalize=req.normalize,
+                         route="openai")
     utterance = await open_utterance(runtime, spec)
     headers = audio_headers(utterance, req.response_format)
     # Echoed for the client's logs; a header carries printable ASCII only.

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
@@ -49,7 +49,7 @@ from app.protocol import events as ev
 from app.protocol.encoded import EncodedAudioSerializer
 from app.protocol.requests import _Strict
 from app.protocol.serializers import WireMessage
-from app.text.alignment import CharTimings, ChunkAligner
+from app.text.alignment import CharTimings, ChunkAligner, SpokenChunkAligner
 
 DEFAULT_HTTP_FORMAT = "mp3_44100_128"
 
@@ -71,7 +71,13 @@ class ElevenLabsSpeechRequest(_Strict):
     seed: StrictInt | None = Field(None, ge=0, le=4_294_967_295)
     previous_text: StrictStr | None = None
     next_text: StrictStr | None = None
-    apply_text_normalization: StrictStr | None = None
+    apply_text_normalization: Literal["auto", "on", "off"] | None = Field(
+        None, description="`off` reads the text as written; `auto`/`on` normalize it."
+    )
+
+    @property
+    def normalize(self) -> bool:
+        return self.apply_text_normalization != "off"
 
     def speed(self) -> float:
         value = (self.voice_settings or {}).get("speed")
@@ -101,27 +107,44 @@ class TimestampsSerializer:
 
     def __init__(self, fmt: OutputFormat, text: str) -> None:
         self._audio = EncodedAudioSerializer(fmt)
-        self._aligner = ChunkAligner(text)
+        self._text = text
+        self._aligner: ChunkAligner | SpokenChunkAligner | None = None
         self._offset = 0.0
 
     def serialize(self, event: ev.Event) -> list[WireMessage]:
         if isinstance(event, ev.Audio):
-            timings = self._aligner.take(event.seconds)
-            line = self._line(self._audio.encode(event), timings)
+            line = self._line(self._audio.encode(event), event.seconds, event)
             self._offset += event.seconds
             return line
         if isinstance(event, ev.UtteranceDone):
-            return self._line(self._audio.encode(event), self._aligner.take(0.0, last=True))
+            return self._line(self._audio.encode(event), 0.0, None, last=True)
         return []
 
-    def _line(self, data: bytes, timings: CharTimings) -> list[WireMessage]:
-        if not data and not timings.chars:
+    def _take(
+        self, seconds: float, event: ev.Audio | None, last: bool
+    ) -> tuple[CharTimings, CharTimings]:
+        """(the text as sent, what the engine read) for the next ``seconds`` of audio; the
+        engine's reading (``Audio.spoken``) is known from the first audio event."""
+        if self._aligner is None:
+            spoken = event.spoken if event is not None else None
+            self._aligner = (ChunkAligner(self._text) if spoken is None
+                             else SpokenChunkAligner(self._text, spoken))
+        if isinstance(self._aligner, SpokenChunkAligner):
+            return self._aligner.take(seconds, last=last)
+        timings = self._aligner.take(seconds, last=last)
+        return timings, timings
+
+    def _line(
+        self, data: bytes, seconds: float, event: ev.Audio | None, *, last: bool = False
+    ) -> list[WireMessage]:
+        timings, said = self._take(seconds, event, last)
+        if not data and not timings.chars and not said.chars:
             return []
         out: dict[str, Any] = {"audio_base64": base64.b64encode(data).decode("ascii")}
         if timings.chars:
-            alignment = http_alignment(timings, self._offset)
-            out["alignment"] = alignment
-            out["normalized_alignment"] = alignment
+            out["alignment"] = http_alignment(timings, self._offset)
+        if said.chars:
+            out["normalized_alignment"] = http_alignment(said, self._offset)
         return [json.dumps(out, separators=(",", ":")).encode() + b"\n"]
 
 

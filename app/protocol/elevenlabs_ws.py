@@ -32,7 +32,10 @@ have no ``contextId``; the SDK yields every ``audio`` until the socket closes, a
 close other than 1000 as an error (so a socket that cannot serve must not close with 1000).
 
 Alignment on both is ``{"chars", "charStartTimesMs", "charDurationsMs"}``, milliseconds
-from the start of that message's audio (estimated: ``app.text.alignment``).
+from the start of that message's audio (estimated: ``app.text.alignment``):
+``normalizedAlignment`` over what the engine read (the normalized text: "$5" -> "five
+dollars"), ``alignment`` over the text as the client sent it; ``apply_text_normalization=off``
+makes them the same.
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ from app.audio.compressed import CompressedEncoder
 from app.audio.formats import OutputFormat
 from app.protocol import events as ev
 from app.protocol.serializers import WireMessage
-from app.text.alignment import CharTimings, ChunkAligner, estimate_char_timings
+from app.text.alignment import (
+    CharTimings,
+    ChunkAligner,
+    SpokenChunkAligner,
+    estimate_char_timings,
+)
 
 
 class ElevenLabsSocketSerializer:
@@ -65,7 +73,7 @@ class ElevenLabsSocketSerializer:
         self.done = False
         self._ids: dict[int, str | None] = {}
         self._encoders: dict[int, CompressedEncoder] = {}
-        self._aligners: dict[tuple[int, int], ChunkAligner] = {}
+        self._aligners: dict[tuple[int, int], ChunkAligner | SpokenChunkAligner] = {}
 
     def bind(self, reply: int, context_id: str | None) -> None:
         self._ids[reply] = context_id
@@ -80,9 +88,13 @@ class ElevenLabsSocketSerializer:
             # Characters the estimate placed past the audio (or a clause with nothing to
             # say, such as trailing whitespace): at the end, with no audio.
             aligner = self._aligners.pop((event.reply, event.clause), None)
-            rest = aligner.rest if aligner is not None else event.text
+            if isinstance(aligner, SpokenChunkAligner):
+                rest, said = aligner.rest
+            else:
+                rest = said = aligner.rest if aligner is not None else event.text
             timings = estimate_char_timings(rest, 0.0)
-            return self._message(b"", timings, self._ids.get(event.reply)) if rest else []
+            said_timings = estimate_char_timings(said, 0.0)
+            return self._message(b"", timings, self._ids.get(event.reply), said_timings)
         if isinstance(event, ev.ReplyDone) and event.reply is not None:
             return self._final(event.reply)
         if isinstance(event, ev.Error):
@@ -95,11 +107,18 @@ class ElevenLabsSocketSerializer:
         key = (reply, event.clause if event.clause is not None else 0)
         aligner = self._aligners.get(key)
         if aligner is None:
-            aligner = self._aligners[key] = ChunkAligner(event.clause_text or "")
-        timings = aligner.take(event.seconds)
+            text = event.clause_text or ""
+            aligner = self._aligners[key] = (
+                ChunkAligner(text) if event.spoken is None
+                else SpokenChunkAligner(text, event.spoken)
+            )
+        if isinstance(aligner, SpokenChunkAligner):
+            timings, said = aligner.take(event.seconds)
+        else:
+            timings = said = aligner.take(event.seconds)
         encoder = self._encoders.get(reply)
         data = encoder.push(event.data) if encoder is not None else event.data
-        return self._message(data, timings, self._ids.get(reply))
+        return self._message(data, timings, self._ids.get(reply), said)
 
     def _final(self, reply: int) -> list[WireMessage]:
         out: list[WireMessage] = []
@@ -117,16 +136,20 @@ class ElevenLabsSocketSerializer:
         return out
 
     def _message(
-        self, data: bytes, timings: CharTimings | None, context_id: str | None
+        self, data: bytes, timings: CharTimings | None, context_id: str | None,
+        said: CharTimings | None = None,
     ) -> list[WireMessage]:
-        if not data and (timings is None or not timings.chars):
+        """An audio message; ``said``: the timings of what the engine read (default
+        ``timings``, when it read the text as sent)."""
+        said = timings if said is None else said
+        has_chars = any(t is not None and t.chars for t in (timings, said))
+        if not data and not has_chars:
             return []
-        alignment = timings.to_dict() if timings is not None and timings.chars else None
         return [self._dump(self._tag({
             "audio": base64.b64encode(data).decode("ascii"),
             "isFinal": False,
-            "alignment": alignment,
-            "normalizedAlignment": alignment,
+            "alignment": timings.to_dict() if timings is not None and timings.chars else None,
+            "normalizedAlignment": said.to_dict() if said is not None and said.chars else None,
         }, context_id))]
 
     def _tag(self, message: dict[str, Any], context_id: str | None) -> dict[str, Any]:

@@ -12,7 +12,9 @@ looks inside. Adding a protocol means adding a serializer, never a new event loo
   ``engine_chunk`` (which engine chunk of the clause it came from), ``offset_s`` (where it
   starts in the clause's audio) and ``clause_text``, so a serializer can estimate which
   characters it covers (``app.text.alignment``) or wait for ``ClauseDone`` for exact ends.
-- ``ClauseDone``: a clause has been spoken in full (``sentence_complete``).
+- ``ClauseDone``: a clause has been spoken in full (``sentence_complete``); ``text`` is the
+  clause as received, ``spoken`` (when normalization changed it) what the engine read, with
+  the character map between the two (``app.text.normalize``).
 - ``UtteranceDone``: a one-shot utterance ended, with its timings (the seed final message).
 - ``ReplyDone``: a reply on a streaming session ended (``complete``), with its own counts.
 - ``Cancelled``: a barge-in stopped the audio; what the caller heard (``text_spoken``).
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 
 from app.audio.formats import OutputFormat
 from app.errors import TTSError
+from app.text.normalize import Normalized
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Audio:
     clause: int | None = None
     clause_text: str | None = None
     reply: int | None = None
+    spoken: Normalized | None = None  # what the engine read, when normalization changed it
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class ClauseDone:
     frames: int
     seconds: float
     reply: int | None = None
+    spoken: Normalized | None = None  # the clause as the engine read it (normalized)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, StrictStr
 
 from app.errors import InvalidRequest
-from app.protocol.requests import Language, PresetName, Speed, _Strict
+from app.protocol.requests import Language, Normalize, PresetName, Speed, _Strict
 
 OPENAI_VOICES = frozenset(
     "alloy ash ballad coral echo fable onyx nova sage shimmer verse marin cedar".split()
@@ -33,6 +33,7 @@ class OpenAISpeechRequest(_Strict):
     stream_format: StrictStr = Field("audio", description="`audio` (raw bytes) or `sse`.")
     preset: PresetName = "balanced"  # extension: one of our presets
     language: Language = None  # extension: OpenAI infers the language from the text
+    normalize: Normalize = True  # extension
 
     def voice_id(self, aliases: dict[str, str] | None = None) -> str:
         """Our voice id: ``aliases`` (``VOICE_ALIASES``) first, then OpenAI's names = default."""

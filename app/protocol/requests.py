@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from app.errors import InvalidRequest
 
@@ -29,6 +29,11 @@ Language = Annotated[
     StrictStr | None,
     Field(max_length=16, description="Language code the engine lists in /health "
           "(capabilities.languages); default: the engine's first."),
+]
+Normalize = Annotated[
+    StrictBool,
+    Field(description="Read numbers, money, times, dates, phones and codes as a phone agent "
+          "says them (TEXT_NORMALIZATION; see POST /normalize); false: as written."),
 ]
 StreamSid = Annotated[
     StrictStr | None,
@@ -52,6 +57,7 @@ class SynthesizeRequest(_Strict):
     stream_sid: StreamSid = None
     speed: Speed = 1.0
     language: Language = None
+    normalize: Normalize = True
 
 
 class InitMessage(_Strict):
@@ -64,6 +70,7 @@ class InitMessage(_Strict):
     stream_sid: StreamSid = None
     speed: Speed = 1.0
     language: Language = None
+    normalize: Normalize = True
 
 
 class TextMessage(_Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field, StrictStr
 
-from app.protocol.requests import Language, PresetName, Speed, Text, VoiceId, _Strict
+from app.protocol.requests import Language, Normalize, PresetName, Speed, Text, VoiceId, _Strict
 
 
 class SpeechStreamRequest(_Strict):
@@ -33,3 +33,4 @@ class SpeechStreamRequest(_Strict):
         None, gt=0.0, le=1.0, allow_inf_nan=False,
         description="Nucleus sampling where the engine samples (Chatterbox); else ignored.",
     )
+    normalize: Normalize = True

@@ -70,6 +70,7 @@ class ContextOptions:
     inactivity_timeout_s: float = 20.0
     language: str | None = None
     seed: int | None = None
+    normalize: bool = True  # apply_text_normalization: "off" reads the text as written
 
 
 @dataclass(eq=False)
@@ -139,7 +140,7 @@ class ContextSession:
                        code="shutting_down")
         spec = UtteranceSpec(None, options.voice_id, options.preset, options.format,
                              framed=False, language=options.language, route="elevenlabs",
-                             seed=options.seed)
+                             seed=options.seed, normalize=options.normalize)
         self._plan = await prepare_utterance(runtime, spec)  # capacity first, then the voice
         self._slot = runtime.capacity.acquire(oneshot=False)
         self._tasks.append(asyncio.create_task(self._produce(), name="contexts-producer"))

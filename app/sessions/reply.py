@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from app.sessions.utterance import Utterance
 from app.text import ClauseSegmenter
-from app.text.estimate import estimate_spoken
+from app.text.estimate import estimate_heard
 
 
 @dataclass
@@ -72,9 +72,9 @@ class Reply:
         """(what the caller heard of this reply, whether its last part is an estimate)."""
         partial, estimated = "", False
         if self.unheard:
-            partial, estimated = estimate_spoken(
-                self.unheard[0].text, self.current_s, finished=False
-            )
+            text = self.unheard[0].text
+            spoken = self.utterance.spoken_form(text.strip())
+            partial, estimated = estimate_heard(text, self.current_s, spoken)
         return "".join(self.heard) + partial, estimated
 
     def total_ms(self) -> float:

@@ -20,7 +20,8 @@ from app.protocol.requests import SynthesizeRequest, parse
 from app.runtime import Runtime
 from app.sessions.outbox import Outbox
 from app.sessions.utterance import UtteranceSpec, open_utterance
-from app.text.estimate import estimate_spoken
+from app.text.estimate import estimate_heard
+from app.text.normalize import Normalized
 
 MAX_QUEUED_REQUESTS = 16
 
@@ -33,6 +34,7 @@ class RequestSession:
         self._worker: asyncio.Task[None] | None = None
         self._current: asyncio.Task[None] | None = None
         self._current_text = ""
+        self._current_spoken: Normalized | None = None  # what the engine read, if changed
         self._sent_before = (0, 0.0)  # outbox counters when the current request started
         self._session_text = 0  # characters received on this connection
 
@@ -77,7 +79,7 @@ class RequestSession:
         await asyncio.wait({current}, timeout=0.05)
         frames = self.outbox.sent_audio - self._sent_before[0]
         seconds = self.outbox.sent_seconds - self._sent_before[1]
-        spoken, estimated = estimate_spoken(self._current_text, seconds, finished=False)
+        spoken, estimated = estimate_heard(self._current_text, seconds, self._current_spoken)
         await self.outbox.control(ev.Cancelled(frames, spoken, estimated))
 
     async def _run(self) -> None:
@@ -107,10 +109,12 @@ class RequestSession:
         if req.stream_sid is not None and fmt.encoding != "mulaw" and fmt.container != "wav":
             raise InvalidRequest("Twilio mode (stream_sid) sends mu-law only")
         spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt, speed=req.speed,
-                             language=req.language, route="ws_synthesize")
+                             language=req.language, normalize=req.normalize,
+                             route="ws_synthesize")
         utterance = await open_utterance(self.runtime, spec)
         generation = self.outbox.generation
         self._current_text = req.text
+        self._current_spoken = utterance.spoken_form(req.text)
         self._sent_before = (self.outbox.sent_audio, self.outbox.sent_seconds)
         with utterance:
             await self.outbox.control(

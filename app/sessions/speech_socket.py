@@ -26,8 +26,8 @@ from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance
 def speech_spec(req: SpeechStreamRequest, fmt: OutputFormat, route: str) -> UtteranceSpec:
     """The utterance a seed-003-shaped request asks for (the HTTP stream and this socket)."""
     return UtteranceSpec(req.text, req.voice_id, req.preset, fmt, framed=False,
-                         speed=req.speed, language=req.language, route=route,
-                         temperature=req.temperature, top_p=req.top_p)
+                         speed=req.speed, language=req.language, normalize=req.normalize,
+                         route=route, temperature=req.temperature, top_p=req.top_p)
 
 
 class SpeechSocketSession:

@@ -95,7 +95,7 @@ class StreamSession:
         if msg.stream_sid is not None and fmt.encoding != "mulaw":
             raise InvalidRequest("Twilio mode (stream_sid) sends mu-law only")
         spec = UtteranceSpec(None, msg.voice_id, msg.preset, fmt, speed=msg.speed,
-                             language=msg.language, route=self.route)
+                             language=msg.language, normalize=msg.normalize, route=self.route)
         plan = await prepare_utterance(self.runtime, spec, check_capacity=self._slot is None)
         if self._slot is None:
             self._slot = self.runtime.capacity.acquire(oneshot=False)
@@ -251,6 +251,7 @@ class StreamSession:
 
     async def _speak(self, reply: Reply, clause: Clause, generation: int) -> None:
         frames, seconds = 0, 0.0
+        spoken = None
         reply.unheard.append(clause)
         if speakable(clause.text):
             audio = reply.utterance.speak(
@@ -259,11 +260,12 @@ class StreamSession:
             )
             async with aclosing(audio):
                 async for event in audio:
+                    spoken = event.spoken
                     await self.outbox.audio(event, generation)
                     reply.produced(event.seconds)
                     frames += 1
                     seconds += event.seconds
-        done = ev.ClauseDone(clause.index, clause.text, frames, seconds, reply.index)
+        done = ev.ClauseDone(clause.index, clause.text, frames, seconds, reply.index, spoken)
         await self.outbox.control(done, generation)
 
     async def aclose(self) -> None:

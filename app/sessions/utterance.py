@@ -14,12 +14,14 @@ decoded); the voice (fetch and prepare); then the slot. A streaming session runs
 steps once per ``init`` (``prepare_utterance``) and opens one ``Utterance`` per reply on the
 slot it holds for the whole call, feeding it clause by clause (``speak``).
 
-Inside, one clause goes: engine -> crossfader -> resampler -> encoder -> framer (the
-``AudioPipeline`` built by ``Runtime.pipeline``). Later stages join in ``speak`` and
-nowhere else: text normalization (clause text -> spoken form, with a character map back)
-before ``engine.stream``, and a level stage inside the chain between crossfader and
-resampler. Each ``Audio`` event says which clause and engine chunk it came from and where
-it starts in the clause's audio, so serializers can align characters.
+Inside, one clause goes: text normalization (clause text -> spoken form, with a character
+map back: ``app.text.normalize``; skipped when ``TEXT_NORMALIZATION`` is off, the request
+says ``normalize: false`` or the engine normalizes itself) -> engine -> crossfader -> level
+(loudness gain and true-peak limiter, with one ``LoudnessTracker`` for the whole
+utterance or reply) -> resampler -> encoder -> framer (the ``AudioPipeline`` built by
+``Runtime.pipeline``). Each ``Audio`` event says which clause and engine chunk it came from,
+where it starts in the clause's audio, the clause as received and, when normalization
+changed it, what the engine read, so serializers can align characters in both.
 
 Closing, however it ends (done, cancelled, client gone, engine error), records time to
 first audio, total time (when done) and the outcome by code, and releases the slot exactly
@@ -44,6 +46,7 @@ from app.errors import EngineError, InvalidRequest, TTSError
 from app.protocol import events as ev
 from app.runtime import Runtime
 from app.text.clean import check_text
+from app.text.normalize import Normalized, normalize
 from app.voices.validation import validate_voice_id
 
 
@@ -58,6 +61,7 @@ class UtteranceSpec:
     framed: bool = True  # 20 ms frames (sockets) or one piece per engine chunk (HTTP)
     speed: float = 1.0
     language: str | None = None
+    normalize: bool = True  # per request; TEXT_NORMALIZATION and the engine have a say too
     route: str = "synthesize"  # the metrics label
     # Sampling, for APIs that expose it (seed-003, ElevenLabs' seed): engines that sample
     # use them (Chatterbox), the others ignore them.
@@ -168,6 +172,8 @@ class Utterance:
         self.finished = False
         self.closed = False
         self.outcome: str | None = None
+        self.loudness = runtime.loudness_tracker()  # one loudness estimate per reply
+        self._spoken: dict[str, Normalized | None] = {}
 
     @property
     def voice(self) -> VoiceHandle:
@@ -200,11 +206,14 @@ class Utterance:
         stats = UtteranceStats(started=ready_at or time.perf_counter())
         if self.started is None:
             self.started = stats.started
-        pipeline = runtime.pipeline(plan.format, framed=plan.spec.framed)
+        pipeline = runtime.pipeline(plan.format, framed=plan.spec.framed,
+                                    loudness=self.loudness)
         params = replace(plan.params, lead_s=lead_s) if lead_s else plan.params
+        spoken = self.spoken_form(text)
         offset = 0.0
         try:
-            async with aclosing(engine.stream(text, plan.voice, params)) as chunks:
+            read = spoken.spoken if spoken is not None else text
+            async with aclosing(engine.stream(read, plan.voice, params)) as chunks:
                 waited_from = time.perf_counter()
                 async for chunk in chunks:
                     now = time.perf_counter()
@@ -212,7 +221,7 @@ class Utterance:
                     if stats.engine_first_chunk_ms is None:
                         stats.engine_first_chunk_ms = (now - stats.started) * 1000.0
                     for data in pipeline.push(chunk):
-                        event = self._audio(data, stats, offset, clause, shown)
+                        event = self._audio(data, stats, offset, clause, shown, spoken)
                         offset += event.seconds
                         yield event
                     stats.engine_chunks += 1
@@ -222,7 +231,7 @@ class Utterance:
         except Exception as exc:
             raise EngineError(f"Synthesis failed: {type(exc).__name__}") from exc
         for data in pipeline.flush():
-            event = self._audio(data, stats, offset, clause, shown)
+            event = self._audio(data, stats, offset, clause, shown, spoken)
             offset += event.seconds
             yield event
         stats.total_ms = stats.elapsed_ms()
@@ -231,8 +240,26 @@ class Utterance:
         if stats.frames == 0:
             raise EngineError("The engine produced no audio for this text", code="no_audio")
 
+    def spoken_form(self, text: str) -> Normalized | None:
+        """What the engine reads for ``text``; None when it reads ``text`` as it is
+        (normalization off, or nothing to change). Kept per text, so a cancel's estimate of
+        what was heard uses the same form as the synthesis."""
+        if text in self._spoken:
+            return self._spoken[text]
+        runtime = self.runtime
+        result: Normalized | None = None
+        if (runtime.settings.text_normalization and self.plan.spec.normalize
+                and not runtime.engine.capabilities.normalizes_text):
+            normalized = normalize(text, self.plan.params.language or "en")
+            result = normalized if normalized.changed else None
+        if len(self._spoken) > 64:  # a long reply: keep the recent clauses only
+            self._spoken.clear()
+        self._spoken[text] = result
+        return result
+
     def _audio(
-        self, data: bytes, stats: UtteranceStats, offset: float, clause: int | None, text: str
+        self, data: bytes, stats: UtteranceStats, offset: float, clause: int | None, text: str,
+        spoken: Normalized | None = None,
     ) -> ev.Audio:
         now_ms = stats.elapsed_ms()
         if stats.first_frame_ms is None:
@@ -245,7 +272,8 @@ class Utterance:
         stats.seconds += seconds
         self.seconds += seconds
         return ev.Audio(data, self.plan.format, seconds, engine_chunk=stats.engine_chunks,
-                        offset_s=offset, clause=clause, clause_text=text, reply=self.reply)
+                        offset_s=offset, clause=clause, clause_text=text, reply=self.reply,
+                        spoken=spoken)
 
     def __aiter__(self) -> AsyncGenerator[ev.Event, None]:
         return self.events()
