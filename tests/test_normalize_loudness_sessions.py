@@ -110,29 +110,37 @@ async def _elevenlabs(server: LiveServer, text: str, query: str = "") -> list[di
     return out
 
 
+def _chars(messages: list[dict[str, Any]], key: str) -> str:
+    return "".join("".join(m[key]["chars"]) for m in messages if m.get(key))
+
+
 @pytest.mark.parametrize("query", ["", "&apply_text_normalization=on"])
 async def test_elevenlabs_alignment_in_the_original_normalized_alignment_spoken(
     server: LiveServer, query: str
 ) -> None:
+    """Audio leaves per engine chunk: each message carries the spoken characters its audio
+    covers (``normalizedAlignment``) and the client's characters whose whole spoken form it
+    has reached (``alignment``); joined, each gives its text back exactly, and every
+    message's timings lie inside its own audio (8 kHz mu-law: 8 bytes per ms)."""
     text = "It costs $4.99 today. "
-    messages = [m for m in await _elevenlabs(server, text, query) if m.get("audio")]
-    original = "".join("".join(m["alignment"]["chars"]) for m in messages)
-    spoken = "".join("".join(m["normalizedAlignment"]["chars"]) for m in messages)
-    assert original.strip() == text.strip()
-    assert spoken == normalize(text.strip()).spoken
-    for m in messages:  # both cover the message's audio, start to end
-        a, n = m["alignment"], m["normalizedAlignment"]
-        end_a = a["charStartTimesMs"][-1] + a["charDurationsMs"][-1]
-        end_n = n["charStartTimesMs"][-1] + n["charDurationsMs"][-1]
-        assert abs(end_a - end_n) <= 1
+    messages = [m for m in await _elevenlabs(server, text, query) if "audio" in m]
+    assert _chars(messages, "alignment").strip() == text.strip()
+    assert _chars(messages, "normalizedAlignment").strip() == normalize(text.strip()).spoken
+    assert "$" not in _chars(messages, "normalizedAlignment")
+    for m in messages:
+        audio_ms = len(base64.b64decode(m["audio"])) / 8
+        for key in ("alignment", "normalizedAlignment"):
+            if m.get(key):
+                a = m[key]
+                assert a["charStartTimesMs"][-1] + a["charDurationsMs"][-1] <= audio_ms + 1
 
 
 async def test_elevenlabs_apply_text_normalization_off(server: LiveServer) -> None:
     text = "It costs $4.99 today. "
     messages = [m for m in await _elevenlabs(server, text, "&apply_text_normalization=off")
-                if m.get("audio")]
-    spoken = "".join("".join(m["normalizedAlignment"]["chars"]) for m in messages)
-    assert spoken.strip() == text.strip()
+                if "audio" in m]
+    assert _chars(messages, "normalizedAlignment").strip() == text.strip()
+    assert _chars(messages, "alignment") == _chars(messages, "normalizedAlignment")
 
 
 REPLY = ["Okay. ", "That's wonderful news! ",
@@ -229,3 +237,29 @@ def test_a_cut_clause_is_reported_in_the_clients_words() -> None:
     assert estimated and text.startswith(heard) and "$" not in heard
     heard, _ = estimate_heard(text, 3.2, spoken)
     assert heard.startswith("Pay $25.50") and text.startswith(heard)
+
+
+@pytest.mark.parametrize("setting", [None, "off"])
+def test_elevenlabs_with_timestamps_aligns_the_text_and_what_the_engine_read(
+    server: LiveServer, setting: str | None
+) -> None:
+    text = "Your total is $12.50."
+    body: dict[str, Any] = {"text": text}
+    if setting is not None:
+        body["apply_text_normalization"] = setting
+    r = httpx.post(server.http + "/v1/text-to-speech/default/with-timestamps"
+                   "?output_format=pcm_16000", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert "".join(got["alignment"]["characters"]) == text
+    said = "".join(got["normalized_alignment"]["characters"])
+    assert said == (text if setting == "off" else normalize(text).spoken)
+    ends = got["alignment"]["character_end_times_seconds"]
+    assert ends[-1] == got["normalized_alignment"]["character_end_times_seconds"][-1]
+
+
+def test_elevenlabs_apply_text_normalization_takes_only_its_values(server: LiveServer) -> None:
+    r = httpx.post(server.http + "/v1/text-to-speech/default",
+                   json={"text": "Hi.", "apply_text_normalization": "sometimes"}, timeout=30)
+    assert r.status_code in (400, 422)
+    assert httpx.get(server.http + "/health", timeout=10).status_code == 200
