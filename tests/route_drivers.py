@@ -44,7 +44,12 @@ async def _http(server: LiveServer, path: str, body: bytes) -> Outcome:
         r = await client.post(path, content=body, headers={"content-type": "application/json"})
     if r.status_code != 200:
         data = r.json()
-        code = data["error"]["code"] if isinstance(data.get("error"), dict) else data["code"]
+        if isinstance(data.get("error"), dict):  # OpenAI's envelope
+            code = data["error"]["code"]
+        elif isinstance(data.get("detail"), dict):  # ElevenLabs'
+            code = data["detail"]["status"]
+        else:
+            code = data["code"]
         return Outcome(code, r.status_code)
     return Outcome(None, 200, len(r.content))
 
@@ -159,6 +164,70 @@ async def elevenlabs(server: LiveServer, text: str, voice_id: str, probe: bool =
         return Outcome(code, audio_bytes=audio, open_after=open_after)
 
 
+async def elevenlabs_http(server: LiveServer, text: str, voice_id: str, probe: bool = True
+                          ) -> Outcome:
+    path = f"/v1/text-to-speech/{voice_id}/stream?output_format=pcm_16000"
+    return await _http(server, path, _json_body(text, model_id="eleven_flash_v2_5"))
+
+
+async def elevenlabs_multi(server: LiveServer, text: str, voice_id: str, probe: bool = True
+                           ) -> Outcome:
+    """multi-stream-input as pipecat drives it: open a context, text, flush, close it."""
+    def final(context: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda m: m.get("isFinal") is True and m.get("contextId") == context
+
+    url = f"{server.ws}/v1/text-to-speech/{voice_id}/multi-stream-input?output_format=pcm_16000"
+    async with await WSClient.connect(url) as ws:
+        await ws.send({"text": " ", "context_id": "c1"})
+        await ws.send(json.dumps({"text": text, "context_id": "c1"}))
+        await ws.send({"context_id": "c1", "flush": True})
+        await ws.send({"context_id": "c1", "close_context": True})
+        messages = await ws.until(lambda m: final("c1")(m) or "error" in m, within=60)
+        audio = sum(len(m["audio"]) for m in messages if m.get("audio"))
+        if final("c1")(messages[-1]):
+            await ws.send({"close_socket": True})
+            return Outcome(None, audio_bytes=audio)
+        code = messages[-1]["code"]
+        if not probe:
+            return Outcome(code, audio_bytes=audio)
+        try:  # the socket still serves a new context
+            await ws.send({"text": "Still here. ", "context_id": "c2"})
+            await ws.send({"context_id": "c2", "close_context": True})
+            open_after = final("c2")((await ws.until(final("c2"), within=30))[-1])
+        except Exception:
+            open_after = False
+        return Outcome(code, audio_bytes=audio, open_after=open_after)
+
+
+async def speech_ws(server: LiveServer, text: str, voice_id: str, probe: bool = True
+                    ) -> Outcome:
+    """seed-003's binary socket: a start JSON, binary audio, ``end``."""
+    async def outcome() -> tuple[str | None, int]:
+        audio = 0
+        while True:
+            raw = await asyncio.wait_for(ws.conn.recv(), 60)
+            if isinstance(raw, bytes):
+                audio += len(raw)
+                continue
+            m = json.loads(raw)
+            if m.get("type") == "end":
+                return None, audio
+            if m.get("type") == "error":
+                return m["code"], audio
+
+    async with await WSClient.connect(server.ws + "/v1/audio/speech/stream/ws") as ws:
+        await ws.send(_json_body(text, voice_id=voice_id).decode())
+        code, audio = await outcome()
+        if code is None or not probe:
+            return Outcome(code, audio_bytes=audio)
+        try:  # the socket stays open after an error
+            await ws.send({"text": "Still here.", "voice_id": "default"})
+            open_after = (await outcome())[0] is None
+        except Exception:
+            open_after = False
+        return Outcome(code, audio_bytes=audio, open_after=open_after)
+
+
 ROUTES: dict[str, Driver] = {
     "synthesize": synthesize,
     "warmup": warmup,
@@ -170,6 +239,9 @@ ROUTES: dict[str, Driver] = {
     "openai_mp3": openai("mp3"),
     "openai_flac": openai("flac"),
     "elevenlabs": elevenlabs,
+    "elevenlabs_multi": elevenlabs_multi,
+    "elevenlabs_http": elevenlabs_http,
+    "speech_ws": speech_ws,
 }
 """Every route that synthesizes, by its metrics ``route`` label where it has one."""
 
@@ -177,5 +249,6 @@ METRIC_ROUTE = {
     "synthesize": "synthesize", "warmup": "warmup", "ws_synthesize": "ws_synthesize",
     "ws_stream": "ws_stream", "http_stream": "http_stream", "openai_pcm": "openai",
     "openai_wav": "openai", "openai_mp3": "openai", "openai_flac": "openai",
-    "elevenlabs": "elevenlabs",
+    "elevenlabs": "elevenlabs", "elevenlabs_multi": "elevenlabs",
+    "elevenlabs_http": "elevenlabs_http", "speech_ws": "speech_ws",
 }

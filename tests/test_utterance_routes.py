@@ -121,7 +121,7 @@ def test_a_full_replica_answers_busy_without_asking_the_voice_store(
     cold, hanging, elapsed = asyncio.run(run())
     assert cold.code == "busy" and hanging.code == "busy", (cold, hanging)
     assert clips.count("alice") == 0 and clips.count("stall") == 0
-    assert elapsed < 1.0  # the store would hang for 30 s
+    assert elapsed < 5.0  # the store would hang for 30 s (5 s: a loaded CI machine)
 
 
 BAD_TEXTS = {
@@ -139,7 +139,7 @@ def test_bad_text_is_invalid_text_before_any_audio(
 ) -> None:
     if route == "warmup":
         pytest.skip("warmup speaks its own text")
-    if kind == "zero_width_only" and route in ("ws_stream", "elevenlabs"):
+    if kind == "zero_width_only" and route in ("ws_stream", "elevenlabs", "elevenlabs_multi"):
         pytest.skip("token streams: a piece of text may be anything but controls/surrogates")
     outcome = asyncio.run(ROUTES[route](server, BAD_TEXTS[kind], "default"))
     assert outcome.code == "invalid_text", outcome
