@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from app.api.twilio import router as twilio_router
 from app.api.twilio_replay import ReplayCache
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
+from app.audio.formats import probe_encoders
 from app.capacity import Capacity
 from app.config import Settings, get_settings
 from app.connections import ConnectionRegistry
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "port can synthesize. Set API_KEYS before exposing the service."
             )
         await engine.load()
+        await asyncio.to_thread(probe_encoders)
         runtime.ready = True
         log.info(
             "ready: engine=%s device=%s rate=%d store=%s",

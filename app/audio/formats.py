@@ -177,6 +177,14 @@ def resolve_format(api: Api, name: str, field: str = "output_format") -> OutputF
         ) from None
 
 
+def probe_encoders() -> None:
+    """Load and probe the codec bindings and libsndfile once: the first probe costs about
+    0.35 s (PyAV and LAME load), which the app pays at startup instead of on the first
+    request, since every route resolves its format through ``offered``."""
+    available_file_formats()
+    available_codecs()
+
+
 def get_output_format(name: str) -> OutputFormat:
     """A raw chain format by our own name (``mulaw``, ``pcm_16000``, ...)."""
     try:

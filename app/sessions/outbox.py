@@ -19,7 +19,8 @@ protocol has ended (``done``) end a connection: the socket route waits on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from app.errors import SlowConsumer
@@ -90,6 +91,17 @@ class Outbox:
         """Queue a control event; with ``generation`` it is dropped if that one is cancelled."""
         if not self.closed:
             await self._put(_Item(event, generation))
+
+    async def relay(self, events: AsyncGenerator[ev.Event, None], generation: int) -> None:
+        """Queue every event of a one-shot utterance (audio with backpressure, the rest as
+        control) in ``generation``; closing ``events`` at the end, however it ends, closes
+        the engine stream behind it."""
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, ev.Audio):
+                    await self.audio(event, generation)
+                else:
+                    await self.control(event, generation)
 
     async def _put(self, item: _Item) -> None:
         try:

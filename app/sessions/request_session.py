@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import aclosing
 from typing import Any
 
 from app.audio.formats import resolve_format
@@ -121,12 +120,7 @@ class RequestSession:
                 ev.Started(utterance.voice.voice_id, utterance.format, req.stream_sid),
                 generation,
             )
-            async with aclosing(utterance.events()) as events:
-                async for event in events:
-                    if isinstance(event, ev.Audio):
-                        await self.outbox.audio(event, generation)
-                    else:
-                        await self.outbox.control(event, generation)
+            await self.outbox.relay(utterance.events(), generation)
 
     async def aclose(self) -> None:
         for task in (self._current, self._worker):

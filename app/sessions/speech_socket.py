@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import aclosing
 from typing import Any
 
 from app.audio.formats import OutputFormat, resolve_format
@@ -62,12 +61,7 @@ class SpeechSocketSession:
         generation = self.outbox.generation
         with utterance:
             try:
-                async with aclosing(utterance.events()) as events:
-                    async for event in events:
-                        if isinstance(event, ev.Audio):
-                            await self.outbox.audio(event, generation)
-                        else:
-                            await self.outbox.control(event, generation)
+                await self.outbox.relay(utterance.events(), generation)
             except TTSError as exc:
                 utterance.close(exc.code)
                 await self.outbox.control(ev.Error.of(exc), generation)
