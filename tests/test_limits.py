@@ -117,7 +117,7 @@ async def test_slow_reader_is_closed_with_1008_and_frees_its_slot() -> None:
             await ws.send('{"type": "text", "content": "' + LONG + '"}')
         await ws.send('{"type": "end"}')
         # Stop reading; the server must give the slot back by itself.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # synthesis is slower on a loaded machine
         while time.monotonic() < deadline:
             if not s.runtime.capacity.in_use:
                 break
