@@ -26,6 +26,7 @@ test: setup
 	PYTHON=$(PYTHON) bash scripts/install-pipecat-venv.sh $(VENV)-pipecat
 	$(PY) -m pytest -q
 
+# ruff, mypy, and the layer contracts in pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check app tests benchmarks examples
 	$(VENV)/bin/mypy

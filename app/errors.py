@@ -1,8 +1,9 @@
 """The typed error family of the service.
 
 Every failure that a client can see is one of these. Each carries a machine-readable
-``code``, the HTTP status it maps to, and whether retrying may help. Routes and socket
-handlers map them to responses in one place (``app.api.errors``); nothing matches on
+``code``, the HTTP status it maps to, and whether retrying may help. HTTP routes map them
+to responses in ``app.api.errors`` (the OpenAI route in its own envelope); on sockets they
+become ``Error`` events that the connection's serializer shapes. Nothing matches on
 message text.
 """
 
@@ -29,6 +30,12 @@ class TTSError(Exception):
 class InvalidRequest(TTSError):
     code = "invalid_request"
     status_code = 400
+
+
+class InvalidText(InvalidRequest):
+    """Text no engine should see: control characters, lone surrogates, nothing to speak."""
+
+    code = "invalid_text"
 
 
 class InvalidVoiceId(InvalidRequest):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,12 +28,13 @@ from app.api.twilio import router as twilio_router
 from app.api.twilio_replay import ReplayCache
 from app.api.voices import router as voices_router
 from app.api.ws import router as ws_router
+from app.audio.formats import probe_encoders
+from app.capacity import Capacity
 from app.config import Settings, get_settings
+from app.connections import ConnectionRegistry
 from app.engines.faults import FaultGuard
 from app.engines.registry import build_engine, choose_engine
 from app.runtime import Runtime
-from app.sessions.capacity import Capacity
-from app.sessions.limits import ConnectionRegistry
 from app.sessions.warmups import WarmupPool
 from app.voices.manager import VoiceManager
 from app.voices.stores import build_store
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "port can synthesize. Set API_KEYS before exposing the service."
             )
         await engine.load()
+        await asyncio.to_thread(probe_encoders)
         runtime.ready = True
         log.info(
             "ready: engine=%s device=%s rate=%d store=%s",

@@ -1,7 +1,9 @@
 """The service's long-lived parts, built once per app by the lifespan and injected.
 
-Routes reach these through ``get_runtime`` (a FastAPI dependency); nothing here knows about
-HTTP or WebSockets.
+The engine, the voices, the synthesis slots, the live sockets and the metrics of one
+replica. Sessions use it (``app.sessions.utterance.open_utterance`` is how an utterance
+starts); routes reach it through ``app.api.deps``. Nothing here knows about HTTP,
+WebSockets or a wire format, and nothing here imports a session (``make lint`` checks).
 """
 
 from __future__ import annotations
@@ -10,26 +12,25 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
-
-from fastapi import Depends, Request
-from starlette.requests import HTTPConnection
+from typing import Any, Protocol
 
 from app import __version__
-from app.audio import AudioPipeline, OutputFormat
+from app.audio import AudioPipeline
+from app.audio.formats import OutputFormat
 from app.audio.level import (
     DEFAULT_LOUDNESS_LUFS,
     LevelStage,
     LoudnessTracker,
     level_settings,
 )
+from app.capacity import Capacity
 from app.config import Settings
+from app.connections import WS_GOING_AWAY, ConnectionRegistry
 from app.engines.base import Engine, SynthesisParams, VoiceHandle
 from app.engines.registry import EngineChoice
+from app.errors import InvalidRequest
 from app.observability.metrics import Metrics
 from app.presets import PRESETS, get_preset
-from app.sessions.capacity import Capacity
-from app.sessions.limits import WS_GOING_AWAY, ConnectionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,6 @@ class Runtime:
     def draining(self) -> bool:
         return self.capacity.draining
 
-    def observe(self, preset: str, first_frame_ms: float | None, total_ms: float) -> None:
-        self.metrics.observe_utterance(self.engine.name, preset, first_frame_ms, total_ms)
-
     async def drain(self, grace_s: float) -> None:
         """Shutdown: refuse new work, let utterances in flight finish (up to ``grace_s``),
         then close every socket with 1001."""
@@ -103,45 +101,56 @@ class Runtime:
                 break
             await asyncio.sleep(0.02)
 
-    def pipeline(self, fmt: OutputFormat | None, *, framed: bool = True) -> AudioPipeline:
+    def pipeline(
+        self, fmt: OutputFormat, *, framed: bool = True, loudness: LoudnessTracker | None = None
+    ) -> AudioPipeline:
         """The audio chain for one utterance of this engine, in ``fmt``.
 
-        ``None`` is PCM16 at the engine's own rate, unframed (WAV output). Every endpoint
-        builds its chain here, so the resampler quality setting and the engine's declared
-        overlap apply everywhere alike. With ``LOUDNESS_NORMALIZATION`` the level stage
-        (loudness gain, true-peak limiter) joins between crossfader and resampler.
+        Every utterance builds its chain here, so the resampler quality setting and the
+        engine's declared overlap apply everywhere alike. A ``wav`` format (or
+        ``framed=False``) gives one byte string per engine chunk instead of 20 ms frames.
+        With ``LOUDNESS_NORMALIZATION`` the level stage (loudness gain, true-peak limiter)
+        joins between crossfader and resampler, measuring into ``loudness`` (one tracker
+        per reply; a fresh one if None).
         """
         engine = self.engine
-        max_overlap = engine.capabilities.max_overlap_samples
-        quality = self.settings.resampler_quality
-        level = self.level_stage()
-        if fmt is None:
-            return AudioPipeline(engine.sample_rate, "pcm16", engine.sample_rate,
-                                 frame_ms=None, max_overlap=max_overlap, quality=quality,
-                                 level=level)
-        return AudioPipeline.for_format(engine.sample_rate, fmt, max_overlap=max_overlap,
-                                        framed=framed, quality=quality, level=level)
+        fmt = fmt.at_rate(engine.sample_rate)
+        framed = framed and fmt.container == "raw"
+        return AudioPipeline.for_format(
+            engine.sample_rate, fmt, max_overlap=engine.capabilities.max_overlap_samples,
+            framed=framed, quality=self.settings.resampler_quality,
+            level=self.level_stage(loudness),
+        )
 
-    def level_stage(self) -> LevelStage | None:
+    def loudness_tracker(self) -> LoudnessTracker:
+        """A reply's loudness estimate, seeded by the engine's calibrated level."""
+        return LoudnessTracker(self.engine.capabilities.loudness_lufs or DEFAULT_LOUDNESS_LUFS)
+
+    def level_stage(self, loudness: LoudnessTracker | None = None) -> LevelStage | None:
         settings, engine = self.settings, self.engine
         if not settings.loudness_normalization:
             return None
-        caps = engine.capabilities
         return LevelStage(
             engine.sample_rate,
-            level_settings(caps.streaming, settings.target_loudness_lufs,
+            level_settings(engine.capabilities.streaming, settings.target_loudness_lufs,
                            settings.true_peak_dbtp),
-            LoudnessTracker(caps.loudness_lufs or DEFAULT_LOUDNESS_LUFS),
+            loudness if loudness is not None else self.loudness_tracker(),
         )
 
-    def normalization_language(self, params: SynthesisParams) -> str | None:
-        """The language to normalize clause text in before the engine; None: read as sent."""
-        if not self.settings.text_normalization or self.engine.capabilities.normalizes_text:
-            return None
-        return params.language or "en"
-
-    def params(self, preset: str | None, **extra: Any) -> SynthesisParams:
-        return SynthesisParams(preset=get_preset(preset), **extra)
+    def params(
+        self, preset: str | None, *, speed: float = 1.0, language: str | None = None
+    ) -> SynthesisParams:
+        """Synthesis options for one utterance: the preset, and a language the engine has
+        (``None``: the engine's first; anything else it lacks is ``invalid_request``)."""
+        languages = self.engine.capabilities.languages
+        if language is None:
+            language = languages[0]
+        elif language.lower() not in languages:
+            raise InvalidRequest(
+                f"Unsupported language: {language[:16]!r}. "
+                f"Supported by {self.engine.name}: {', '.join(languages)}"
+            )
+        return SynthesisParams(preset=get_preset(preset), speed=speed, language=language.lower())
 
     def health(self) -> dict[str, Any]:
         voice_stats = self.voices.stats()
@@ -166,13 +175,3 @@ class Runtime:
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
-
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-def runtime_of(conn: HTTPConnection) -> Runtime:
-    return conn.app.state.runtime  # type: ignore[no-any-return]
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

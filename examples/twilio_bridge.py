@@ -7,8 +7,10 @@ TwiML) and sends the documented events: ``connected``, ``start`` (with ``streamS
 with Twilio's ``streamSid``, and from then on the service speaks Twilio's format: its
 ``media`` and ``mark`` events go to Twilio unchanged, no re-encoding, no re-framing.
 
-What is real here: the wiring, the barge-in (``cancel`` to the service, ``clear`` to Twilio,
-and dropping audio that was already in flight). What is stubbed: speech-to-text and the
+What is real here: the wiring and the barge-in: ``cancel`` to the service, which answers
+in Twilio mode with ``clear`` (forwarded like ``media``; Twilio drops what it has buffered,
+including frames that were already in flight) and sends no ``media`` of the cancelled
+reply after it. What is stubbed: speech-to-text and the
 LLM. ``on_transcript`` is where they plug in; the call starts with a scripted greeting.
 
     python -m app                                   # the TTS service on :8000
@@ -53,7 +55,6 @@ class CallBridge:
         self.stream_sid: str | None = None
         self.tts: ClientConnection | None = None
         self.reply: asyncio.Task[None] | None = None  # the token stream being spoken
-        self.discarding = False  # after a cancel, until the service acknowledges it
         self.tasks: set[asyncio.Task[None]] = set()  # keep references to background tasks
 
     def spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -127,15 +128,14 @@ class CallBridge:
         self.speak(fake_llm(f"You said: {text}. Let me check that for you."))
 
     async def barge_in(self) -> None:
-        """The caller talks over us: stop generating and drop what Twilio has buffered."""
+        """The caller talks over us: stop generating; the service's ``clear`` empties
+        Twilio's buffer."""
         if self.reply is not None:
             self.reply.cancel()  # stop feeding tokens of the stale reply
         if self.tts is None:
             return
-        self.discarding = True  # frames already on the wire from us are stale too
         await self.tts.send(json.dumps({"type": "cancel"}))
-        await self.twilio.send(json.dumps({"event": "clear", "streamSid": self.stream_sid}))
-        log.info("barge-in: cancelled the reply and cleared Twilio's buffer")
+        log.info("barge-in: cancelled the reply")
 
     async def pump_tts(self) -> None:
         """Forward the service's audio to Twilio; its events are already Twilio's shape."""
@@ -143,11 +143,8 @@ class CallBridge:
         try:
             async for raw in self.tts:
                 message = json.loads(raw)
-                if message.get("event") in ("media", "mark"):
-                    if not self.discarding:
-                        await self.twilio.send(raw)  # unchanged: same JSON, same streamSid
-                elif message.get("type") == "cancelled":
-                    self.discarding = False  # nothing of the cancelled reply follows this
+                if message.get("event") in ("media", "mark", "clear"):
+                    await self.twilio.send(raw)  # unchanged: same JSON, same streamSid
                 elif message.get("type") == "sentence_complete":
                     log.info("clause %s sent: %r", message["clause"], message["text"])
                 elif message.get("type") == "error":

@@ -64,7 +64,10 @@ class LiveServer:
     def runtime(self):  # type: ignore[no-untyped-def]
         return self.app.state.runtime
 
-    def start(self, timeout: float = 60.0) -> LiveServer:
+    def start(self, timeout: float = 240.0) -> LiveServer:
+        """Start and wait for the lifespan to finish (engine load included: a Chatterbox
+        checkpoint builds for over a minute on a loaded 2-core machine, so the deadline
+        only catches a server that will never start)."""
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:

@@ -162,8 +162,9 @@ def test_metrics_public_when_configured_and_warning_without_keys(
         assert c.post("/synthesize", json=BODY).status_code == 200  # auth off
         text = c.get("/metrics").text
     assert "AUTHENTICATION IS OFF" in caplog.text
-    assert 'tts_time_to_first_audio_seconds_count{engine="synthetic",preset="balanced"} 1.0' in text
-    assert 'tts_synthesis_seconds_count{engine="synthetic",preset="balanced"} 1.0' in text
+    labels = '{engine="synthetic",preset="balanced",route="synthesize"}'
+    assert f"tts_time_to_first_audio_seconds_count{labels} 1.0" in text
+    assert f"tts_synthesis_seconds_count{labels} 1.0" in text
     for name in ("tts_active_sessions", "tts_slots_in_use", "tts_queue_depth",
                  "tts_voice_cache_total", "tts_errors_total"):
         assert name in text

@@ -132,8 +132,8 @@ async def test_documented_client_gets_speech_with_alignment_for_all_text(
     audio_messages = messages[:-1]
     assert len(audio_messages) >= 2  # per engine chunk, as each chunk is ready
     text = "".join(check_alignment(m, "ulaw_8000") for m in audio_messages)
-    # Every character sent, as received; a trailing blank clause has no audio to align.
-    assert text == "".join(CHUNKS).rstrip()
+    # Every character sent, as received, the trailing blank included (with no audio).
+    assert text == "".join(CHUNKS)
     assert all(m["isFinal"] is False for m in audio_messages)
     pcm = audioop.ulaw2lin(b"".join(base64.b64decode(m["audio"]) for m in audio_messages), 2)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768

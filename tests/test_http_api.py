@@ -112,7 +112,8 @@ def test_alaw_returns_160_byte_frames(client: httpx.Client) -> None:
     ("payload", "status", "code", "needle"),
     [
         ({"text": "Hi", "preset": "turbo-max"}, 400, "invalid_request", "Valid presets"),
-        ({"text": "Hi", "output_format": "mp3"}, 400, "invalid_request", "Valid formats"),
+        ({"text": "Hi", "output_format": "mp3"}, 400, "unsupported_output_format",
+         "Valid formats"),
         ({"text": ""}, 400, "invalid_request", "empty"),
         ({"text": "   "}, 400, "invalid_request", "empty"),
         ({"text": "x" * 301}, 400, "text_too_long", "limit 300"),

@@ -76,7 +76,7 @@ def test_formats_give_the_same_speech_at_their_rate(
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({"text": TEXT, "voice_id": "nobody"}, 404, "voice_not_found"),
     ({"text": TEXT, "voice_id": "a/b"}, 400, "invalid_voice_id"),
-    ({"text": TEXT, "format": "mp3"}, 400, "invalid_request"),
+    ({"text": TEXT, "format": "mp3"}, 400, "unsupported_format"),
     ({"text": "   "}, 400, "invalid_request"),
     ({"text": TEXT, "preset": "nope"}, 400, "invalid_request"),
     ({"text": "word " * 200}, 400, "text_too_long"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from app.sessions.limits import RateLimiter
+from app.connections import RateLimiter
 from tests.servers import LiveServer, live_server, make_settings
 from tests.wsclient import WSClient, is_audio
 
@@ -116,7 +117,7 @@ async def test_slow_reader_is_closed_with_1008_and_frees_its_slot() -> None:
             await ws.send('{"type": "text", "content": "' + LONG + '"}')
         await ws.send('{"type": "end"}')
         # Stop reading; the server must give the slot back by itself.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # synthesis is slower on a loaded machine
         while time.monotonic() < deadline:
             if not s.runtime.capacity.in_use:
                 break
@@ -130,7 +131,7 @@ async def test_slow_reader_is_closed_with_1008_and_frees_its_slot() -> None:
                     errors.append(raw)
         assert closed_code(info.value) == 1008
         assert info.value.rcvd is not None and info.value.rcvd.reason == "slow_consumer"
-        assert len(errors) == 1 and '"code": "slow_consumer"' in errors[0]
+        assert len(errors) == 1 and json.loads(errors[0])["code"] == "slow_consumer"
         async with await WSClient.connect(s.ws + "/ws/synthesize-stream") as fresh:
             await fresh.send({"type": "init", "voice_id": "default"})
             assert (await fresh.recv())["type"] == "ready"

@@ -79,7 +79,7 @@ def test_tampered_parameters_break_the_signature(server: LiveServer) -> None:
 
 
 def warmups(server: LiveServer) -> float:
-    labels = {"engine": "synthetic", "preset": "realtime"}
+    labels = {"engine": "synthetic", "preset": "realtime", "route": "warmup"}
     value = server.runtime.metrics.registry.get_sample_value("tts_synthesis_seconds_count", labels)
     return value or 0.0
 

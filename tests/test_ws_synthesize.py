@@ -159,7 +159,7 @@ BAD_MESSAGES: list[tuple[object, str]] = [
     ({"text": "Hi", "voice_id": "ghost"}, "Voice not found: ghost"),
     ({"text": "Hi", "voice_id": "default", "preset": "nope"}, "Valid presets"),
     ({"text": "Hi", "voice_id": "default", "output_format": "ogg"},
-     "Unknown output_format: ogg. Valid formats"),
+     "Unsupported output_format: 'ogg'. Valid formats"),
 ]
 
 

@@ -19,27 +19,26 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app.api.auth import RequireApiKey
+from app.api.deps import RuntimeDep
 from app.api.error_routes import shaped_error_route
-from app.api.http_stream import JobStreamingResponse, audio_headers, logged
-from app.audio.compressed import StreamFormat
+from app.api.http_stream import UtteranceResponse, audio_headers
 from app.protocol.elevenlabs_api import (
     DEFAULT_HTTP_FORMAT,
     ElevenLabsSpeechRequest,
-    http_alignment,
+    TimestampsSerializer,
+    elevenlabs_format,
     http_error,
-    stream_format,
 )
-from app.runtime import Runtime, RuntimeDep
-from app.sessions.encoded import encoded_bytes, encoded_pieces
-from app.sessions.speech import SpeechJob, open_speech
-from app.text.alignment import ChunkAligner
+from app.protocol.encoded import EncodedAudioSerializer
+from app.protocol.serializers import Serializer
+from app.runtime import Runtime
+from app.sessions.oneshot import run_whole
+from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance
 
 router = APIRouter(route_class=shaped_error_route(http_error, validation_status=422))
 
@@ -50,47 +49,22 @@ NDJSON = "application/x-ndjson"
 
 async def _open(
     runtime: Runtime, voice_id: str, req: ElevenLabsSpeechRequest, fmt_name: str, preset: str
-) -> tuple[SpeechJob, StreamFormat, dict[str, str]]:
-    fmt = stream_format(fmt_name)
-    extra: dict[str, Any] = {}
-    if req.seed is not None:
-        extra["seed"] = req.seed
-    if req.language_code:
-        extra["language"] = req.language_code
-    job = await open_speech(runtime, text=req.text, voice_id=voice_id, preset=preset,
-                            fmt=fmt.chain, speed=req.speed(), **extra)
-    headers = audio_headers(job, fmt_name)
-    if fmt.compressed is not None:
+) -> tuple[Utterance, dict[str, str]]:
+    fmt = elevenlabs_format(fmt_name)
+    spec = UtteranceSpec(req.text, voice_id, preset, fmt, framed=False, speed=req.speed(),
+                         language=req.language_code, route="elevenlabs_http", seed=req.seed,
+                         normalize=req.normalize)
+    utterance = await open_utterance(runtime, spec)
+    headers = audio_headers(utterance, fmt_name)
+    if fmt.container != "raw":
         del headers["X-Audio-Encoding"]
     if req.model_id:
         headers["X-Model"] = "".join(c for c in req.model_id[:100] if " " <= c <= "~")
-    return job, fmt, headers
+    return utterance, headers
 
 
-async def _timed_pieces(
-    job: SpeechJob, fmt: StreamFormat
-) -> AsyncGenerator[dict[str, Any], None]:
-    """One ``{"audio_base64", "alignment", "normalized_alignment"}`` per encoded piece."""
-    aligner = ChunkAligner(job.text)
-    offset = 0.0
-    async with aclosing(encoded_pieces(job, fmt)) as pieces:
-        async for piece in pieces:
-            timings = aligner.take(piece.seconds, last=piece.last)
-            if not piece.data and not timings.chars:
-                continue
-            out: dict[str, Any] = {"audio_base64": base64.b64encode(piece.data).decode("ascii")}
-            if timings.chars:
-                alignment = http_alignment(timings, offset)
-                out["alignment"] = alignment
-                out["normalized_alignment"] = alignment
-            offset += piece.seconds
-            yield out
-
-
-async def _ndjson(job: SpeechJob, fmt: StreamFormat) -> AsyncGenerator[bytes, None]:
-    async with aclosing(_timed_pieces(job, fmt)) as pieces:
-        async for piece in pieces:
-            yield json.dumps(piece, separators=(",", ":")).encode() + b"\n"
+async def _collect(utterance: Utterance, serializer: Serializer) -> list[bytes]:
+    return [m for m in await run_whole(utterance, serializer) if isinstance(m, bytes)]
 
 
 @router.post("/v1/text-to-speech/{voice_id}", dependencies=[RequireApiKey])
@@ -99,12 +73,9 @@ async def convert(
     output_format: OutputFormatQuery = DEFAULT_HTTP_FORMAT, preset: PresetQuery = "balanced",
 ) -> Response:
     """The whole audio file in ``output_format`` (default mp3_44100_128)."""
-    job, fmt, headers = await _open(runtime, voice_id, req, output_format, preset)
-    try:
-        data = b"".join([piece async for piece in encoded_bytes(job, fmt)])
-    finally:
-        job.release()
-    return Response(data, media_type=fmt.media_type, headers=headers)
+    utterance, headers = await _open(runtime, voice_id, req, output_format, preset)
+    data = b"".join(await _collect(utterance, EncodedAudioSerializer(utterance.format)))
+    return Response(data, media_type=utterance.format.media_type, headers=headers)
 
 
 @router.post("/v1/text-to-speech/{voice_id}/stream", dependencies=[RequireApiKey])
@@ -113,9 +84,9 @@ async def stream(
     output_format: OutputFormatQuery = DEFAULT_HTTP_FORMAT, preset: PresetQuery = "balanced",
 ) -> Response:
     """The audio, chunked as each engine chunk is encoded (MP3 and Opus included)."""
-    job, fmt, headers = await _open(runtime, voice_id, req, output_format, preset)
-    return JobStreamingResponse(job, logged(encoded_bytes(job, fmt)),
-                                media_type=fmt.media_type, headers=headers)
+    utterance, headers = await _open(runtime, voice_id, req, output_format, preset)
+    return UtteranceResponse(utterance, EncodedAudioSerializer(utterance.format),
+                             media_type=utterance.format.media_type, headers=headers)
 
 
 @router.post("/v1/text-to-speech/{voice_id}/with-timestamps", dependencies=[RequireApiKey])
@@ -124,26 +95,20 @@ async def convert_with_timestamps(
     output_format: OutputFormatQuery = DEFAULT_HTTP_FORMAT, preset: PresetQuery = "balanced",
 ) -> Response:
     """``{"audio_base64", "alignment", "normalized_alignment"}`` for the whole utterance."""
-    job, fmt, headers = await _open(runtime, voice_id, req, output_format, preset)
-    audio: list[bytes] = []
-    chars: list[str] = []
-    starts: list[float] = []
-    ends: list[float] = []
-    try:
-        async with aclosing(_timed_pieces(job, fmt)) as pieces:
-            async for piece in pieces:
-                audio.append(base64.b64decode(piece["audio_base64"]))
-                if "alignment" in piece:
-                    a = piece["alignment"]
-                    chars += a["characters"]
-                    starts += a["character_start_times_seconds"]
-                    ends += a["character_end_times_seconds"]
-    finally:
-        job.release()
-    alignment = {"characters": chars, "character_start_times_seconds": starts,
-                 "character_end_times_seconds": ends}
-    body = {"audio_base64": base64.b64encode(b"".join(audio)).decode("ascii"),
-            "alignment": alignment, "normalized_alignment": alignment}
+    utterance, headers = await _open(runtime, voice_id, req, output_format, preset)
+    lines = await _collect(utterance, TimestampsSerializer(utterance.format, req.text))
+    audio = b""
+    keys = ("characters", "character_start_times_seconds", "character_end_times_seconds")
+    alignments: dict[str, dict[str, list[object]]] = {
+        name: {key: [] for key in keys} for name in ("alignment", "normalized_alignment")
+    }
+    for line in lines:
+        piece = json.loads(line)
+        audio += base64.b64decode(piece["audio_base64"])
+        for name, alignment in alignments.items():
+            for key, values in piece.get(name, {}).items():
+                alignment[key] += values
+    body = {"audio_base64": base64.b64encode(audio).decode("ascii"), **alignments}
     headers.pop("X-Audio-Encoding", None)
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json",
                     headers=headers)
@@ -156,7 +121,7 @@ async def stream_with_timestamps(
     output_format: OutputFormatQuery = DEFAULT_HTTP_FORMAT, preset: PresetQuery = "balanced",
 ) -> Response:
     """Newline-delimited JSON, one object per engine chunk (alignment in seconds)."""
-    job, fmt, headers = await _open(runtime, voice_id, req, output_format, preset)
+    utterance, headers = await _open(runtime, voice_id, req, output_format, preset)
     headers.pop("X-Audio-Encoding", None)
-    return JobStreamingResponse(job, logged(_ndjson(job, fmt)), media_type=NDJSON,
-                                headers=headers)
+    return UtteranceResponse(utterance, TimestampsSerializer(utterance.format, req.text),
+                             media_type=NDJSON, headers=headers)

@@ -6,10 +6,11 @@ with one implicit context that ``{"text": ""}`` ends (the ElevenLabs SDK's
 ``convert_realtime``). ``app.protocol.elevenlabs_ws`` owns the message shapes and has the
 protocol notes. Audio goes out per engine chunk with its characters' alignment.
 
-A socket that cannot work at all is refused before its first message, with an error message
-and a close code that is not 1000, so no client takes it for a finished stream: 1008
-(policy) for a bad request (unsupported ``output_format``, invalid or unknown voice), 1013
-(try again later) for a full or draining replica or a voice store that is down.
+A socket that cannot work at all is refused with an error message and a close code that is
+not 1000, so no client takes it for a finished stream: 1008 (policy) for a bad request (an
+unsupported ``output_format`` at once; an invalid or unknown voice at the first message),
+1013 (try again later) for a full or draining replica or a voice store that is down (at the
+first message, which is when the connection takes its slot).
 Authentication, admission, message-rate limits, slow consumers and shutdown are those of
 our other sockets (``app.api.ws``); the key may come as ``xi-api-key`` header or
 ``xi_api_key`` query parameter, as ElevenLabs clients send it.
@@ -17,67 +18,45 @@ our other sockets (``app.api.ws``); the key may come as ``xi-api-key`` header or
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, WebSocket
 
-from app.api.ws import _open, _serve
+from app.api.ws import open_socket, serve_socket
+from app.audio.formats import OutputFormat
 from app.errors import TTSError
-from app.protocol.elevenlabs_api import stream_format
+from app.protocol import events as ev
+from app.protocol.elevenlabs_api import elevenlabs_format
 from app.protocol.elevenlabs_ws import ElevenLabsSocketSerializer
 from app.sessions.contexts import ContextOptions, ContextSession
 
 router = APIRouter()
 WS_POLICY_VIOLATION = 1008
-WS_TRY_AGAIN_LATER = 1013
 
 Str = Annotated[str, Query(max_length=64)]
 OptStr = Annotated[str | None, Query(max_length=200)]
+Timeout = Annotated[float, Query(gt=0, le=180)]
+Seed = Annotated[int | None, Query(ge=0, le=4_294_967_295)]
+# ElevenLabs' values: "off" reads the text as written; "auto" and "on" normalize it (numbers,
+# money, dates... as POST /normalize shows), as TEXT_NORMALIZATION allows.
+TextNormalization = Annotated[Literal["auto", "on", "off"], Query()]
 
 
-def _close_code(exc: TTSError) -> int:
-    return WS_TRY_AGAIN_LATER if exc.status_code >= 500 else WS_POLICY_VIOLATION
-
-
-async def _run(ws: WebSocket, route_name: str, options: dict[str, Any], multi: bool) -> None:
-    serializer = ElevenLabsSocketSerializer(multi=multi)
-
-    async def write(text: str) -> None:
-        # Only the socket layer's own errors (rate limit, bad JSON) arrive in our shape.
-        if '"type":' in text:
-            text = json.dumps(serializer.translate_error(json.loads(text)),
-                              separators=(",", ":"))
-        await ws.send_text(text)
-
-    runtime, conn, outbox = await _open(ws, route_name, write)
+async def _run(ws: WebSocket, route_name: str, fmt_name: str, multi: bool,
+               **options: object) -> None:
     failure: TTSError | None = None
+    fmt: OutputFormat
     try:
-        fmt = stream_format(options.pop("output_format"))
-        session = ContextSession(runtime, outbox, serializer,
-                                 ContextOptions(format=fmt, multi=multi, **options))
+        fmt = elevenlabs_format(fmt_name)
     except TTSError as exc:
-        failure = exc
-        session = ContextSession(runtime, outbox, serializer, ContextOptions(
-            format=stream_format("pcm_16000"), multi=multi, **options))
-    if failure is None:
-        try:
-            await session.start()
-        except TTSError as exc:
-            failure = exc
-    if failure is not None:
-        outbox.request_close(_close_code(failure), failure.code,
-                             serializer.error(failure.message, failure.code))
-    await _serve(ws, runtime, conn, session, lambda data: session.on_message)
-
-
-def _params(seed: int | None, language_code: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if seed is not None:
-        out["seed"] = seed
-    if language_code:
-        out["language"] = language_code
-    return out
+        failure, fmt = exc, elevenlabs_format("pcm_16000")  # only to say why it closes
+    serializer = ElevenLabsSocketSerializer(fmt, multi=multi)
+    runtime, conn, outbox = await open_socket(ws, route_name, serializer)
+    session = ContextSession(runtime, outbox, serializer,
+                             ContextOptions(format=fmt, multi=multi, **options))  # type: ignore[arg-type]
+    if failure is not None:  # known from the URL alone: refused at once
+        outbox.request_close(WS_POLICY_VIOLATION, failure.code, ev.Error.of(failure))
+    await serve_socket(ws, runtime, conn, session, lambda data: session.on_message)
 
 
 @router.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
@@ -88,21 +67,21 @@ async def multi_stream_input(
     preset: Str = "adaptive",
     model_id: OptStr = None,
     auto_mode: bool = False,
-    inactivity_timeout: Annotated[float, Query(gt=0, le=180)] = 20,
+    inactivity_timeout: Timeout = 20,
     sync_alignment: bool = False,
     language_code: OptStr = None,
-    seed: Annotated[int | None, Query(ge=0, le=4_294_967_295)] = None,
+    seed: Seed = None,
+    apply_text_normalization: TextNormalization = "auto",
 ) -> None:
     """Contexts over one socket; audio per engine chunk with ``contextId`` and alignment.
 
     ``sync_alignment`` is always on (every audio message carries its alignment);
     ``model_id`` is accepted and ignored (the running engine is in ``/health``).
     """
-    await _run(ws, "elevenlabs-multi", {
-        "voice_id": voice_id, "output_format": output_format, "preset": preset,
-        "auto_mode": auto_mode, "inactivity_timeout_s": inactivity_timeout,
-        "params": _params(seed, language_code),
-    }, multi=True)
+    await _run(ws, "elevenlabs-multi", output_format, True, voice_id=voice_id,
+               preset=preset, auto_mode=auto_mode, inactivity_timeout_s=inactivity_timeout,
+               language=language_code, seed=seed,
+               normalize=apply_text_normalization != "off")
 
 
 @router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
@@ -113,14 +92,14 @@ async def stream_input(
     preset: Str = "adaptive",
     model_id: OptStr = None,
     auto_mode: bool = False,
-    inactivity_timeout: Annotated[float, Query(gt=0, le=180)] = 20,
+    inactivity_timeout: Timeout = 20,
     sync_alignment: bool = False,
     language_code: OptStr = None,
-    seed: Annotated[int | None, Query(ge=0, le=4_294_967_295)] = None,
+    seed: Seed = None,
+    apply_text_normalization: TextNormalization = "auto",
 ) -> None:
     """One stream: text in, audio per engine chunk with alignment out; ``""`` ends it."""
-    await _run(ws, "elevenlabs", {
-        "voice_id": voice_id, "output_format": output_format, "preset": preset,
-        "auto_mode": auto_mode, "inactivity_timeout_s": inactivity_timeout,
-        "params": _params(seed, language_code),
-    }, multi=False)
+    await _run(ws, "elevenlabs", output_format, False, voice_id=voice_id, preset=preset,
+               auto_mode=auto_mode, inactivity_timeout_s=inactivity_timeout,
+               language=language_code, seed=seed,
+               normalize=apply_text_normalization != "off")

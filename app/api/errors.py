@@ -1,4 +1,8 @@
-"""Typed errors to HTTP responses, in one place."""
+"""Typed errors to HTTP responses in our JSON shape (``{"error", "code"}``), counted by code.
+
+The OpenAI-compatible route maps the same errors into OpenAI's envelope
+(``app.api.openai_compat``); sockets send them as ``Error`` events through their serializer.
+"""
 
 from __future__ import annotations
 

@@ -1,19 +1,21 @@
-"""HTTP routes: health, readiness and batch synthesis."""
+"""HTTP routes: health, readiness, metrics and batch synthesis (parse, open, serialize)."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.auth import RequireApiKey, check_key, presented_key
+from app.api.deps import RuntimeDep
+from app.audio.formats import resolve_format
 from app.errors import Unauthorized
 from app.observability.metrics import CONTENT_TYPE
 from app.protocol.requests import SynthesizeRequest
-from app.runtime import RuntimeDep
-from app.sessions.oneshot import synthesize_batch
+from app.protocol.serializers import BatchJsonSerializer
+from app.sessions.oneshot import run_whole
+from app.sessions.utterance import UtteranceSpec, open_utterance
 
 router = APIRouter()
 
@@ -69,26 +71,16 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/synthesize", dependencies=[RequireApiKey])
-async def synthesize(
-    req: SynthesizeRequest, runtime: RuntimeDep
-) -> dict[str, Any]:
+async def synthesize(req: SynthesizeRequest, runtime: RuntimeDep) -> Response:
     """The whole utterance in one response.
 
     ``audio`` is a list of base64 160-byte frames for ``mulaw``/``alaw``, base64 WAV (engine
     rate) for ``wav``, and base64 PCM16 little-endian for ``pcm_*``.
     """
-    result = await synthesize_batch(runtime, req)
-    encoded = [base64.b64encode(f).decode("ascii") for f in result.frames]
-    audio: Any = encoded if result.fmt_name in ("mulaw", "alaw") else encoded[0]
-    return {
-        "audio": audio,
-        "duration_seconds": round(result.duration_s, 4),
-        "sample_rate": result.sample_rate,
-        "format": result.fmt_name,
-        "total_ms": round(result.stats.total_ms, 2),
-        "first_chunk_ms": round(result.stats.first_frame_ms or 0.0, 2),
-        "latency": result.latency,
-        "backend": runtime.engine.name,
-        "voice_id": result.voice.voice_id,
-        "builtin_voice": result.voice.builtin,
-    }
+    fmt = resolve_format("synthesize", req.output_format)
+    spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt,
+                         framed=fmt.encoding != "pcm16", speed=req.speed,
+                         language=req.language, normalize=req.normalize, route="synthesize")
+    utterance = await open_utterance(runtime, spec)
+    body = await run_whole(utterance, BatchJsonSerializer())
+    return Response(body[-1], media_type="application/json")

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.auth import RequireApiKey
+from app.api.deps import RuntimeDep
 from app.protocol.normalize import NormalizeRequest
-from app.protocol.requests import check_text
-from app.runtime import RuntimeDep
+from app.sessions.utterance import check_spec_text
 from app.text.normalize import normalize
 
 router = APIRouter()
@@ -24,5 +24,5 @@ router = APIRouter()
 @router.post("/normalize", dependencies=[RequireApiKey])
 async def normalize_text(req: NormalizeRequest, runtime: RuntimeDep) -> dict[str, Any]:
     """What the engine will read for ``text`` in ``language``, with the character map."""
-    text = check_text(req.text, runtime.settings.max_text_length)
+    text = check_spec_text(runtime, req.text)  # the same checks as before synthesis
     return normalize(text, req.language).to_dict()

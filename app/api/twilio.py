@@ -26,9 +26,9 @@ from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
+from app.api.deps import get_runtime
 from app.api.twilio_replay import ReplayCache
 from app.errors import Forbidden, InvalidVoiceId, NotConfigured
-from app.runtime import get_runtime
 from app.sessions.warmups import WarmupPool
 from app.voices.validation import validate_voice_id
 

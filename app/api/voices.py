@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from app.api.auth import RequireApiKey
+from app.api.deps import RuntimeDep
 from app.errors import InvalidRequest
-from app.runtime import RuntimeDep
 from app.sessions.oneshot import warmup as run_warmup
 from app.voices.validation import validate_voice_id
 

@@ -1,7 +1,9 @@
 """WebSocket routes: accept, read messages, dispatch one handler per message type.
 
 Bad messages get an error message and the connection stays open (DESIGN.md, "Errors on
-a socket"); the sessions do the work, the outbox does all the writing. Only
+a socket"); the sessions do the work and emit typed events, the outbox does all the writing
+through the serializer the route chose at connect (the only code that knows the wire
+format). Only
 connection-level refusals close a socket: no or wrong API key (1008), replica full or too
 many sessions for the key at connect (1013), message too large (1009, by uvicorn), a
 client that stops reading (1008, ``slow_consumer``), idle timeout (1000) and shutdown
@@ -21,12 +23,19 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketException
 
 from app.api.auth import authenticate_websocket
+from app.api.deps import runtime_of
+from app.connections import Connection, ConnectionRefused, RateLimiter
 from app.errors import TTSError
 from app.observability.logs import clean_request_id, request_id_var
-from app.protocol import serializers as ser
-from app.runtime import Runtime, runtime_of
-from app.sessions.limits import Connection, ConnectionRefused, RateLimiter
-from app.sessions.outbox import Outbox, SendText
+from app.protocol import events as ev
+from app.protocol.serializers import (
+    RequestSerializer,
+    Serializer,
+    StreamSerializer,
+    WireMessage,
+)
+from app.runtime import Runtime
+from app.sessions.outbox import Outbox
 from app.sessions.request_session import RequestSession
 from app.sessions.stream_session import StreamSession
 
@@ -50,7 +59,7 @@ class _Reader:
         self.last_message = time.monotonic()
 
     async def error(self, message: str, code: str) -> None:
-        await self.outbox.control(ser.error(message, code))
+        await self.outbox.control(ev.Error(message, code))
 
     async def run(self) -> None:
         while True:
@@ -86,16 +95,16 @@ class _Reader:
             try:
                 await handler(data)
             except TTSError as exc:
-                await self.outbox.control(ser.error(exc.message, exc.code))
+                await self.outbox.control(ev.Error.of(exc))
 
 
-async def _open(
-    ws: WebSocket, route_name: str, send_text: SendText | None = None
+async def open_socket(
+    ws: WebSocket, route_name: str, serializer: Serializer
 ) -> tuple[Runtime, Connection, Outbox]:
-    """Authenticate, admit, accept; the connection is registered until ``_serve`` ends.
+    """Authenticate, admit, accept; the connection is registered until ``serve_socket`` ends.
 
-    ``send_text``: the outbox's writer when a route translates messages to another wire
-    format (the ElevenLabs-style route); default ``ws.send_text``.
+    ``serializer``: the connection's wire format (``app.protocol.serializers``), chosen by
+    the route; the outbox hands it every event.
     """
     runtime = runtime_of(ws)
     if request_id_var.get() is None:  # normally set by RequestIdMiddleware
@@ -109,8 +118,15 @@ async def _open(
         await ws.accept()
         raise WebSocketException(code=exc.code, reason=exc.reason) from None
     await ws.accept(headers=[(b"x-request-id", (request_id_var.get() or "").encode())])
-    outbox = Outbox(send_text or ws.send_text, max_seconds=runtime.settings.ws_send_buffer_seconds,
-                    on_error=runtime.metrics.error, request_id=request_id_var.get())
+
+    async def send(message: WireMessage) -> None:
+        if isinstance(message, bytes):
+            await ws.send_bytes(message)
+        else:
+            await ws.send_text(message)
+
+    outbox = Outbox(send, serializer, max_seconds=runtime.settings.ws_send_buffer_seconds,
+                    on_error=runtime.metrics.error)
     conn.outbox = outbox
     outbox.start()
     runtime.metrics.sessions.labels(route_name).inc()
@@ -127,7 +143,7 @@ async def _watch_idle(reader: _Reader, conn: Connection, timeout_s: float) -> No
         if idle >= timeout_s and not conn.busy and reader.outbox.depth == 0:
             reader.outbox.request_close(
                 WS_NORMAL, "idle timeout",
-                ser.error(f"No message for {timeout_s:g}s: closing", "idle_timeout"),
+                ev.Error(f"No message for {timeout_s:g}s: closing", "idle_timeout"),
             )
             return
 
@@ -138,15 +154,15 @@ async def _close(ws: WebSocket, outbox: Outbox) -> None:
     outbox.abort()  # the sender may be stuck on a client that does not read
     with contextlib.suppress(Exception):
         if request.error is not None:
-            await asyncio.wait_for(
-                ws.send_text(json.dumps({**request.error, "request_id": request_id_var.get()})),
-                0.5,
-            )
+            for message in outbox.serializer.serialize(request.error):
+                if isinstance(message, bytes):
+                    continue
+                await asyncio.wait_for(ws.send_text(message), 0.5)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.close(request.code, request.reason), CLOSE_TIMEOUT_S)
 
 
-async def _serve(
+async def serve_socket(
     ws: WebSocket, runtime: Runtime, conn: Connection, session: Any, route: Router
 ) -> None:
     outbox: Outbox = session.outbox
@@ -182,28 +198,29 @@ async def _serve(
 @router.websocket("/ws/synthesize")
 async def ws_synthesize(ws: WebSocket) -> None:
     """One request after another; frames as they are produced; ``cancel`` stops one."""
-    runtime, conn, outbox = await _open(ws, "synthesize")
+    runtime, conn, outbox = await open_socket(
+        ws, "synthesize", RequestSerializer(request_id_var.get())
+    )
     session = RequestSession(runtime, outbox)
     session.start()
-
-    async def on_cancel(data: dict[str, Any]) -> None:
-        await session.on_cancel()
 
     def route(data: dict[str, Any]) -> Handler | None:
         kind = data.get("type")
         if kind is None or kind == "synthesize":
             return session.on_request
         if kind == "cancel":
-            return on_cancel
+            return session.on_cancel
         return None
 
-    await _serve(ws, runtime, conn, session, route)
+    await serve_socket(ws, runtime, conn, session, route)
 
 
 @router.websocket("/ws/synthesize-stream")
 async def ws_synthesize_stream(ws: WebSocket) -> None:
     """LLM token streams: init, text..., end; audio per clause; ``cancel`` for barge-in."""
-    runtime, conn, outbox = await _open(ws, "synthesize-stream")
+    runtime, conn, outbox = await open_socket(
+        ws, "synthesize-stream", StreamSerializer(request_id_var.get())
+    )
     session = StreamSession(runtime, outbox)
     handlers: dict[str, Handler] = {
         "init": session.on_init,
@@ -216,4 +233,4 @@ async def ws_synthesize_stream(ws: WebSocket) -> None:
         kind = data.get("type")
         return handlers.get(kind) if isinstance(kind, str) else None
 
-    await _serve(ws, runtime, conn, session, route)
+    await serve_socket(ws, runtime, conn, session, route)

@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from app.audio.formats import OutputFormat
-
 if TYPE_CHECKING:
     from av import AudioFrame
 
@@ -203,52 +201,3 @@ def available_codecs() -> tuple[Codec, ...]:
         pass
     return tuple(out)
 
-
-class _Passthrough:
-    """The encoder stage of an uncompressed stream: bytes out as they came in."""
-
-    def __init__(self, media_type: str) -> None:
-        self.media_type = media_type
-
-    def push(self, pcm16: bytes) -> bytes:
-        return pcm16
-
-    def flush(self) -> bytes:
-        return b""
-
-
-@dataclass(frozen=True)
-class StreamFormat:
-    """What a third-party API calls a format: the chain's output, then an optional codec.
-
-    ``chain`` is what ``Runtime.pipeline`` produces (PCM16 at the codec's rate for MP3 and
-    Opus; G.711 or PCM16 as they are otherwise); ``compressed`` is the stage after it.
-    """
-
-    name: str
-    chain: OutputFormat
-    compressed: CompressedFormat | None = None
-    media_type: str = "application/octet-stream"
-
-    def encoder(self) -> CompressedEncoder:
-        """A fresh per-utterance stage from the chain's bytes to the wire's bytes."""
-        if self.compressed is None:
-            return _Passthrough(self.media_type)
-        return self.compressed.encoder()
-
-    @property
-    def sample_rate(self) -> int:
-        return self.chain.sample_rate
-
-    def seconds(self, chain_bytes: int) -> float:
-        """Duration of ``chain_bytes`` of the chain's output (before compression)."""
-        return chain_bytes / self.chain.bytes_per_sample / self.chain.sample_rate
-
-
-def pcm_stream(name: str, rate: int, media_type: str = "audio/pcm") -> StreamFormat:
-    return StreamFormat(name, OutputFormat(f"pcm_{rate}", "pcm16", rate), None, media_type)
-
-
-def compressed_stream(name: str, codec: Codec, rate: int, kbps: int) -> StreamFormat:
-    fmt = CompressedFormat(codec, rate, kbps)
-    return StreamFormat(name, OutputFormat(f"pcm_{rate}", "pcm16", rate), fmt, fmt.media_type)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.engines.base import AudioChunk
+from app.audio.chunk import AudioChunk
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 

@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 
+from app.audio.chunk import AudioChunk
 from app.audio.codecs import Encoder, make_encoder
 from app.audio.crossfade import Crossfader
 from app.audio.formats import OutputFormat
 from app.audio.framing import Framer
 from app.audio.level import LevelStage
 from app.audio.resample import DEFAULT_QUALITY, StreamResampler
-from app.engines.base import AudioChunk
 
 
 class AudioPipeline:

@@ -17,30 +17,15 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from app.audio.chunk import AudioChunk
 from app.presets import Preset
+
+__all__ = ["AudioChunk", "Engine", "EngineCapabilities", "SynthesisParams", "VoiceClip",
+           "VoiceHandle", "iterate_blocking"]
 
 T = TypeVar("T")
 
 DEFAULT_VOICE_ID = "default"
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    """A piece of engine audio.
-
-    ``samples`` is float32 mono in [-1, 1] at the engine's rate. ``overlap`` is the number
-    of leading samples that cover the same time as the last ``overlap`` samples of the
-    previous chunk (a re-decoded region the crossfader blends); 0 means a plain seam.
-    """
-
-    samples: np.ndarray
-    overlap: int = 0
-
-    def __post_init__(self) -> None:
-        if self.samples.ndim != 1:
-            raise ValueError("AudioChunk.samples must be mono (1-D)")
-        if not 0 <= self.overlap <= len(self.samples):
-            raise ValueError("AudioChunk.overlap must be within the chunk")
 
 
 @dataclass(frozen=True)

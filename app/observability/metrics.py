@@ -1,8 +1,9 @@
 """Prometheus metrics, one registry per app (tests build many apps in one process).
 
 What an operator needs to see and scale a replica: time to first audio and total synthesis
-time by engine and preset, sessions and slots in use, queued messages, voice cache hits and
-misses by level, store latency, and errors by their machine-readable code.
+time by engine, preset and route (recorded for every utterance by ``Utterance.close``),
+utterances by outcome, sessions and slots in use, queued messages, voice cache hits and
+misses by level, store latency, and errors sent to clients by their machine-readable code.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ class Metrics:
         self.ttfa = Histogram(
             "tts_time_to_first_audio_seconds",
             "From the text being ready to the first encoded frame, per utterance.",
-            ["engine", "preset"], buckets=TTFA_BUCKETS, registry=r,
+            ["engine", "preset", "route"], buckets=TTFA_BUCKETS, registry=r,
         )
         self.synthesis = Histogram(
-            "tts_synthesis_seconds", "Whole utterance synthesis time.",
-            ["engine", "preset"], buckets=TOTAL_BUCKETS, registry=r,
+            "tts_synthesis_seconds", "Whole utterance synthesis time (finished ones).",
+            ["engine", "preset", "route"], buckets=TOTAL_BUCKETS, registry=r,
+        )
+        self.utterances = Counter(
+            "tts_utterances_total",
+            "Utterances (one-shot requests and streaming replies) by how they ended: done, "
+            "cancelled, client_gone or an error code.",
+            ["engine", "route", "outcome"], registry=r,
         )
         self.errors = Counter(
             "tts_errors_total", "Errors sent to clients, by code.", ["kind"], registry=r
@@ -74,11 +81,15 @@ class Metrics:
         self.draining.set_function(draining)
 
     def observe_utterance(
-        self, engine: str, preset: str, first_frame_ms: float | None, total_ms: float
+        self, engine: str, preset: str, route: str, outcome: str,
+        first_frame_ms: float | None, total_ms: float | None,
     ) -> None:
+        """Called once per utterance, by ``Utterance.close`` only."""
         if first_frame_ms is not None:
-            self.ttfa.labels(engine, preset).observe(first_frame_ms / 1000.0)
-        self.synthesis.labels(engine, preset).observe(total_ms / 1000.0)
+            self.ttfa.labels(engine, preset, route).observe(first_frame_ms / 1000.0)
+        if total_ms is not None:
+            self.synthesis.labels(engine, preset, route).observe(total_ms / 1000.0)
+        self.utterances.labels(engine, route, outcome[:40]).inc()
 
     def error(self, code: str) -> None:
         self.errors.labels(code[:40]).inc()

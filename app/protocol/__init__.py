@@ -1,1 +1,2 @@
-"""Wire formats: request models and the serializers that own JSON, base64 and Twilio events."""
+"""Wire formats: request models, the typed events sessions emit (``events``), and the
+serializers that turn those events into JSON, base64, Twilio events or raw bytes."""

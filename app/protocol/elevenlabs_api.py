@@ -31,59 +31,32 @@ message's last start + duration).
 Output formats by ElevenLabs' names: ``pcm_{8000,16000,22050,24000,32000,44100,48000}``
 (16-bit little-endian mono, no header), ``ulaw_8000`` and ``alaw_8000`` (G.711, no header),
 ``mp3_22050_32``, ``mp3_24000_48``, ``mp3_44100_{32,64,96,128,192}`` and
-``opus_48000_{32,64,96,128,192}`` (Ogg), the last two only where their encoder loads
-(``app.audio.compressed``). Alignment timings are estimates (``app.text.alignment``).
+``opus_48000_{32,64,96,128,192}`` (Ogg), the last two only where their encoder loads;
+all in the one registry, ``app.audio.formats``. Alignment timings are estimates
+(``app.text.alignment``).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+import base64
+import json
+from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
-from app.audio.compressed import (
-    StreamFormat,
-    available_codecs,
-    compressed_stream,
-    pcm_stream,
-)
-from app.audio.formats import get_output_format
-from app.errors import InvalidRequest
+from app.audio.formats import OutputFormat, resolve_format
+from app.protocol import events as ev
+from app.protocol.encoded import EncodedAudioSerializer
 from app.protocol.requests import _Strict
-from app.text.alignment import CharTimings
+from app.protocol.serializers import WireMessage
+from app.text.alignment import CharTimings, ChunkAligner, SpokenChunkAligner
 
 DEFAULT_HTTP_FORMAT = "mp3_44100_128"
-_PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-_MP3 = (("mp3_22050_32", 22050, 32), ("mp3_24000_48", 24000, 48),
-        *((f"mp3_44100_{k}", 44100, k) for k in (32, 64, 96, 128, 192)))
-_OPUS = tuple((f"opus_48000_{k}", 48000, k) for k in (32, 64, 96, 128, 192))
 
 
-@functools.cache
-def elevenlabs_formats() -> dict[str, StreamFormat]:
-    """Every ElevenLabs output format this process can produce, by ElevenLabs' name."""
-    out = {f"pcm_{r}": pcm_stream(f"pcm_{r}", r) for r in _PCM_RATES}
-    out["ulaw_8000"] = StreamFormat("ulaw_8000", get_output_format("mulaw"), None, "audio/basic")
-    out["alaw_8000"] = StreamFormat("alaw_8000", get_output_format("alaw"), None, "audio/x-alaw")
-    codecs = available_codecs()
-    if "mp3" in codecs:
-        out.update({n: compressed_stream(n, "mp3", r, k) for n, r, k in _MP3})
-    if "opus" in codecs:
-        out.update({n: compressed_stream(n, "opus", r, k) for n, r, k in _OPUS})
-    return out
-
-
-def stream_format(name: str) -> StreamFormat:
-    """The format called ``name``; an unknown one is ``unsupported_output_format``."""
-    formats = elevenlabs_formats()
-    try:
-        return formats[name]
-    except KeyError:
-        raise InvalidRequest(
-            f"Unsupported output_format: {name[:32]!r}. Supported here: {', '.join(formats)}",
-            code="unsupported_output_format",
-        ) from None
+def elevenlabs_format(name: str) -> OutputFormat:
+    """ElevenLabs' ``output_format`` names; another is ``unsupported_output_format``."""
+    return resolve_format("elevenlabs", name)
 
 
 class ElevenLabsSpeechRequest(_Strict):
@@ -98,7 +71,13 @@ class ElevenLabsSpeechRequest(_Strict):
     seed: StrictInt | None = Field(None, ge=0, le=4_294_967_295)
     previous_text: StrictStr | None = None
     next_text: StrictStr | None = None
-    apply_text_normalization: StrictStr | None = None
+    apply_text_normalization: Literal["auto", "on", "off"] | None = Field(
+        None, description="`off` reads the text as written; `auto`/`on` normalize it."
+    )
+
+    @property
+    def normalize(self) -> bool:
+        return self.apply_text_normalization != "off"
 
     def speed(self) -> float:
         value = (self.voice_settings or {}).get("speed")
@@ -117,6 +96,56 @@ def http_alignment(timings: CharTimings, offset_s: float) -> dict[str, list[Any]
         "character_start_times_seconds": starts,
         "character_end_times_seconds": ends,
     }
+
+
+class TimestampsSerializer:
+    """``/stream/with-timestamps``: one JSON line per engine chunk, with the characters it
+    covers (``ChunkAligner``) timed in seconds from the start of the utterance; the last
+    line carries the encoder's tail and whatever characters are left."""
+
+    done = False
+
+    def __init__(self, fmt: OutputFormat, text: str) -> None:
+        self._audio = EncodedAudioSerializer(fmt)
+        self._text = text
+        self._aligner: ChunkAligner | SpokenChunkAligner | None = None
+        self._offset = 0.0
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        if isinstance(event, ev.Audio):
+            line = self._line(self._audio.encode(event), event.seconds, event)
+            self._offset += event.seconds
+            return line
+        if isinstance(event, ev.UtteranceDone):
+            return self._line(self._audio.encode(event), 0.0, None, last=True)
+        return []
+
+    def _take(
+        self, seconds: float, event: ev.Audio | None, last: bool
+    ) -> tuple[CharTimings, CharTimings]:
+        """(the text as sent, what the engine read) for the next ``seconds`` of audio; the
+        engine's reading (``Audio.spoken``) is known from the first audio event."""
+        if self._aligner is None:
+            spoken = event.spoken if event is not None else None
+            self._aligner = (ChunkAligner(self._text) if spoken is None
+                             else SpokenChunkAligner(self._text, spoken))
+        if isinstance(self._aligner, SpokenChunkAligner):
+            return self._aligner.take(seconds, last=last)
+        timings = self._aligner.take(seconds, last=last)
+        return timings, timings
+
+    def _line(
+        self, data: bytes, seconds: float, event: ev.Audio | None, *, last: bool = False
+    ) -> list[WireMessage]:
+        timings, said = self._take(seconds, event, last)
+        if not data and not timings.chars and not said.chars:
+            return []
+        out: dict[str, Any] = {"audio_base64": base64.b64encode(data).decode("ascii")}
+        if timings.chars:
+            out["alignment"] = http_alignment(timings, self._offset)
+        if said.chars:
+            out["normalized_alignment"] = http_alignment(said, self._offset)
+        return [json.dumps(out, separators=(",", ":")).encode() + b"\n"]
 
 
 def http_error(message: str, code: str, status: int, param: str | None = None) -> dict[str, Any]:

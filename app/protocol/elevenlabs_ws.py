@@ -32,49 +32,135 @@ have no ``contextId``; the SDK yields every ``audio`` until the socket closes, a
 close other than 1000 as an error (so a socket that cannot serve must not close with 1000).
 
 Alignment on both is ``{"chars", "charStartTimesMs", "charDurationsMs"}``, milliseconds
-from the start of that message's audio (estimated: ``app.text.alignment``).
+from the start of that message's audio (estimated: ``app.text.alignment``):
+``normalizedAlignment`` over what the engine read (the normalized text: "$5" -> "five
+dollars"), ``alignment`` over the text as the client sent it; ``apply_text_normalization=off``
+makes them the same.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
-from app.text.alignment import CharTimings
+from app.audio.compressed import CompressedEncoder
+from app.audio.formats import OutputFormat
+from app.protocol import events as ev
+from app.protocol.serializers import WireMessage
+from app.text.alignment import (
+    CharTimings,
+    ChunkAligner,
+    SpokenChunkAligner,
+    estimate_char_timings,
+)
 
 
 class ElevenLabsSocketSerializer:
-    """One per connection: what the context session says, in ElevenLabs' socket shapes."""
+    """One per connection: the context session's events in ElevenLabs' socket shapes.
 
-    def __init__(self, *, multi: bool) -> None:
+    Each reply (``Audio.reply``) is one context: ``bind`` tells which ``context_id`` it
+    has. Per context it keeps the incremental encoder (MP3 or Ogg: one stream per
+    context) and per clause the ``ChunkAligner`` that assigns characters to each audio
+    message; ``ClauseDone`` sends the characters the estimate left (no audio), and
+    ``ReplyDone`` the encoder's tail, then ``isFinal``. On stream-input (``multi=False``)
+    that ``isFinal`` ends the protocol (``done``: the outbox closes with 1000).
+    """
+
+    def __init__(self, fmt: OutputFormat, *, multi: bool) -> None:
+        self.fmt = fmt
         self.multi = multi  # replies carry contextId
+        self.done = False
+        self._ids: dict[int, str | None] = {}
+        self._encoders: dict[int, CompressedEncoder] = {}
+        self._aligners: dict[tuple[int, int], ChunkAligner | SpokenChunkAligner] = {}
+
+    def bind(self, reply: int, context_id: str | None) -> None:
+        self._ids[reply] = context_id
+        codec = self.fmt.compressed
+        if codec is not None:
+            self._encoders[reply] = codec.encoder()
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        if isinstance(event, ev.Audio):
+            return self._audio(event)
+        if isinstance(event, ev.ClauseDone) and event.reply is not None:
+            # Characters the estimate placed past the audio (or a clause with nothing to
+            # say, such as trailing whitespace): at the end, with no audio.
+            aligner = self._aligners.pop((event.reply, event.clause), None)
+            if isinstance(aligner, SpokenChunkAligner):
+                rest, said = aligner.rest
+            else:
+                rest = said = aligner.rest if aligner is not None else event.text
+            timings = estimate_char_timings(rest, 0.0)
+            said_timings = estimate_char_timings(said, 0.0)
+            return self._message(b"", timings, self._ids.get(event.reply), said_timings)
+        if isinstance(event, ev.ReplyDone) and event.reply is not None:
+            return self._final(event.reply)
+        if isinstance(event, ev.Error):
+            extra = {k: v for k, v in event.extra.items() if k == "contextId"}
+            return [self._dump({**self.error(event.message, event.code), **extra})]
+        return []
+
+    def _audio(self, event: ev.Audio) -> list[WireMessage]:
+        reply = event.reply if event.reply is not None else 0
+        key = (reply, event.clause if event.clause is not None else 0)
+        aligner = self._aligners.get(key)
+        if aligner is None:
+            text = event.clause_text or ""
+            aligner = self._aligners[key] = (
+                ChunkAligner(text) if event.spoken is None
+                else SpokenChunkAligner(text, event.spoken)
+            )
+        if isinstance(aligner, SpokenChunkAligner):
+            timings, said = aligner.take(event.seconds)
+        else:
+            timings = said = aligner.take(event.seconds)
+        encoder = self._encoders.get(reply)
+        data = encoder.push(event.data) if encoder is not None else event.data
+        return self._message(data, timings, self._ids.get(reply), said)
+
+    def _final(self, reply: int) -> list[WireMessage]:
+        out: list[WireMessage] = []
+        for key in [k for k in self._aligners if k[0] == reply]:  # clauses cut by a barge-in
+            del self._aligners[key]
+        encoder = self._encoders.pop(reply, None)
+        context_id = self._ids.pop(reply, None)
+        if encoder is not None:
+            tail = encoder.flush()
+            if tail:
+                out += self._message(tail, None, context_id)
+        out.append(self._dump(self._tag({"isFinal": True}, context_id)))
+        if not self.multi:
+            self.done = True
+        return out
+
+    def _message(
+        self, data: bytes, timings: CharTimings | None, context_id: str | None,
+        said: CharTimings | None = None,
+    ) -> list[WireMessage]:
+        """An audio message; ``said``: the timings of what the engine read (default
+        ``timings``, when it read the text as sent)."""
+        said = timings if said is None else said
+        has_chars = any(t is not None and t.chars for t in (timings, said))
+        if not data and not has_chars:
+            return []
+        return [self._dump(self._tag({
+            "audio": base64.b64encode(data).decode("ascii"),
+            "isFinal": False,
+            "alignment": timings.to_dict() if timings is not None and timings.chars else None,
+            "normalizedAlignment": said.to_dict() if said is not None and said.chars else None,
+        }, context_id))]
 
     def _tag(self, message: dict[str, Any], context_id: str | None) -> dict[str, Any]:
         if self.multi and context_id is not None:
             message["contextId"] = context_id
         return message
 
-    def audio(
-        self, data: bytes, timings: CharTimings | None, context_id: str | None
-    ) -> dict[str, Any]:
-        alignment = timings.to_dict() if timings is not None and timings.chars else None
-        return self._tag({
-            "audio": base64.b64encode(data).decode("ascii"),
-            "isFinal": False,
-            "alignment": alignment,
-            "normalizedAlignment": alignment,
-        }, context_id)
+    @staticmethod
+    def _dump(message: dict[str, Any]) -> str:
+        return json.dumps(message, separators=(",", ":"))
 
-    def final(self, context_id: str | None) -> dict[str, Any]:
-        return self._tag({"isFinal": True}, context_id)
-
-    def error(self, message: str, code: str, context_id: str | None = None) -> dict[str, Any]:
-        return self._tag({"error": message, "message": message, "code": code}, context_id)
-
-    def translate_error(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A connection-level error in our shape (rate limit, bad JSON, ...) in theirs."""
-        if message.get("type") == "error" or ("error" in message and "message" not in message):
-            extra = {k: v for k, v in message.items() if k == "request_id"}
-            return {**self.error(str(message.get("error")), str(message.get("code", "error"))),
-                    **extra}
-        return message
+    @staticmethod
+    def error(message: str, code: str) -> dict[str, Any]:
+        return {"error": message, "message": message, "code": code}

@@ -14,12 +14,11 @@ from typing import Any
 from pydantic import Field, StrictStr
 
 from app.errors import InvalidRequest
-from app.protocol.requests import _Strict
+from app.protocol.requests import Language, Normalize, PresetName, Speed, _Strict
 
 OPENAI_VOICES = frozenset(
     "alloy ash ballad coral echo fable onyx nova sage shimmer verse marin cedar".split()
 )
-OPENAI_RATE = 24_000  # every OpenAI speech format is 24 kHz mono
 
 
 class OpenAISpeechRequest(_Strict):
@@ -29,10 +28,12 @@ class OpenAISpeechRequest(_Strict):
         "alloy", description="A voice id, or an OpenAI voice name (= `default`), or {id}."
     )
     response_format: StrictStr = Field("mp3", description="wav, pcm, and mp3/opus/flac here.")
-    speed: float = Field(1.0, ge=0.25, le=4.0, allow_inf_nan=False)
+    speed: Speed = 1.0
     instructions: StrictStr | None = Field(None, description="Accepted and ignored.")
     stream_format: StrictStr = Field("audio", description="`audio` (raw bytes) or `sse`.")
-    preset: StrictStr = Field("balanced", description="Extension: one of our presets.")
+    preset: PresetName = "balanced"  # extension: one of our presets
+    language: Language = None  # extension: OpenAI infers the language from the text
+    normalize: Normalize = True  # extension
 
     def voice_id(self, aliases: dict[str, str] | None = None) -> str:
         """Our voice id: ``aliases`` (``VOICE_ALIASES``) first, then OpenAI's names = default."""

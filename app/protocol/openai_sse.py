@@ -8,8 +8,9 @@ lines and dispatches on ``type``):
     data: {"type": "speech.audio.done", "usage": {"input_tokens", "output_tokens", "total_tokens"}}
 
 Each event ends with a blank line; the body is ``text/event-stream``. The deltas of an
-``mp3`` or ``opus`` response are consecutive pieces of one stream (join them, then decode).
-We count no tokens: ``usage`` is all zeros.
+``mp3`` or ``opus`` response are consecutive pieces of one stream (join them, then decode);
+a whole-file format (``wav``, ``flac``) comes as one delta at the end. We count no tokens:
+``usage`` is all zeros.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import base64
 import json
 from typing import Any
 
+from app.protocol import events as ev
+from app.protocol.serializers import Serializer, WireMessage
+
 MEDIA_TYPE = "text/event-stream"
 
 
@@ -25,11 +29,21 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def audio_delta(data: bytes) -> bytes:
-    return _event({"type": "speech.audio.delta",
-                   "audio": base64.b64encode(data).decode("ascii")})
+class OpenAISseSerializer:
+    """Wraps the serializer of the response format: its bytes become delta events."""
 
+    done = False
 
-def audio_done() -> bytes:
-    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    return _event({"type": "speech.audio.done", "usage": usage})
+    def __init__(self, audio: Serializer) -> None:
+        self._audio = audio
+
+    def serialize(self, event: ev.Event) -> list[WireMessage]:
+        out: list[WireMessage] = [
+            _event({"type": "speech.audio.delta",
+                    "audio": base64.b64encode(data).decode("ascii")})
+            for data in self._audio.serialize(event) if isinstance(data, bytes) and data
+        ]
+        if isinstance(event, ev.UtteranceDone):
+            usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+            out.append(_event({"type": "speech.audio.done", "usage": usage}))
+        return out

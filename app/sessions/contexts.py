@@ -1,13 +1,16 @@
 """Contexts on one socket: ElevenLabs' multi-stream-input (and stream-input, one context).
 
-A connection is one call: the voice, the format and a synthesis slot are settled when it
-opens (``start``), before any message, so a socket that cannot work is refused at once.
-Each context is one reply with its own clause segmenter and its own encoder (an MP3 or Ogg
-stream runs across the context's clauses and ends with it). One producer speaks the queued
-clauses in order, and sends audio per engine chunk, as soon as the chunk has passed the
-chain and the encoder, with the estimated alignment of the characters it covers
-(``app.text.alignment.ChunkAligner``): the first audio of a reply follows the engine's
-first chunk, not the end of the first clause.
+A connection is one call: the voice and a synthesis slot are settled at its first message
+(``start``: capacity first, then the voice) and kept until it closes; a socket that cannot
+work is refused then, with an error and a close that is not 1000 (1008 for a bad request,
+1013 for a full replica or a store that is down), since every later message would fail the
+same way.
+Each context is one reply: its own clause segmenter and its own ``Utterance`` (on the
+connection's slot, with the metrics of a reply). One producer speaks the queued clauses in
+order and emits each engine chunk's ``Audio`` event as soon as it has passed the chain; the
+connection's serializer (``app.protocol.elevenlabs_ws``) encodes it (one MP3 or Ogg stream
+per context) and aligns the characters it covers, so the first audio of a reply follows the
+engine's first chunk, not the end of the first clause.
 
 Messages (``app.protocol.elevenlabs_ws`` has the client-side notes):
 
@@ -32,24 +35,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.audio.compressed import CompressedEncoder, StreamFormat
-from app.engines.base import SynthesisParams, VoiceHandle
+from app.audio.formats import OutputFormat
+from app.capacity import Slot
 from app.errors import Busy, InvalidRequest, TTSError
+from app.protocol import events as ev
 from app.protocol.elevenlabs_ws import ElevenLabsSocketSerializer
 from app.runtime import Runtime
-from app.sessions.capacity import Slot
 from app.sessions.outbox import Outbox
-from app.sessions.utterance import UtteranceStats, synthesize_frames
+from app.sessions.utterance import Utterance, UtterancePlan, UtteranceSpec, prepare_utterance
 from app.text import ClauseSegmenter, speakable
-from app.text.alignment import ChunkAligner, estimate_char_timings
-from app.voices.validation import validate_voice_id
+from app.text.clean import check_characters
 
 WS_NORMAL = 1000
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
 MAX_CONTEXTS = 5  # ElevenLabs' own limit per connection
 MAX_CONTEXT_ID = 128
 _SENTENCE_END = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
@@ -60,26 +63,38 @@ class ContextOptions:
     """What the connection's URL asked for; checked by ``ContextSession.start``."""
 
     voice_id: str
-    format: StreamFormat
+    format: OutputFormat
     preset: str = "adaptive"
     multi: bool = True  # multi-stream-input (contexts) or stream-input (one, ended by "")
     auto_mode: bool = False
     inactivity_timeout_s: float = 20.0
-    params: dict[str, Any] = field(default_factory=dict)  # seed, language
+    language: str | None = None
+    seed: int | None = None
+    normalize: bool = True  # apply_text_normalization: "off" reads the text as written
 
 
-@dataclass
+@dataclass(eq=False)
 class _Context:
     id: str | None
+    reply: int
+    utterance: Utterance
     segmenter: ClauseSegmenter
-    encoder: CompressedEncoder
-    opened: float = field(default_factory=time.perf_counter)
     closed: bool = False  # no more input
     abandoned: bool = False  # barge-in: the client no longer plays it
     final_sent: bool = False
     chars: int = 0
-    first_audio_ms: float | None = None
+    clauses: int = 0
+    frames: int = 0
     idle: asyncio.TimerHandle | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Clause:
+    ctx: _Context
+    index: int
+    text: str
+    ready_at: float
 
 
 _CLOSE = object()
@@ -103,33 +118,32 @@ class ContextSession:
         self._contexts: dict[str | None, _Context] = {}
         # Ids whose isFinal went out (bounded): text for them is an error, not a new context.
         self._finished: dict[str | None, None] = {}
-        self._queue: asyncio.Queue[tuple[_Context, object]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._voice: VoiceHandle | None = None
-        self._params: SynthesisParams | None = None
+        self._queue: asyncio.Queue[_Clause | tuple[_Context, object]] = asyncio.Queue()
+        # Inactivity counts from the connection's opening, messages or not.
+        self._tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._watch_inactivity(), name="contexts-inactivity")
+        ]
+        self._plan: UtterancePlan | None = None
         self._slot: Slot | None = None
+        self._next_reply = 0
         self._session_chars = 0
         self._last_message = time.monotonic()
         self._speaking: _Context | None = None
-        self._close_after: dict[str, Any] | None = None  # stream-input: close once written
-        outbox.on_sent = self._on_sent
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Every check before the first message: preset, voice, a slot (typed errors)."""
-        runtime = self.runtime
-        self._params = runtime.params(self.options.preset, **self.options.params)
-        voice_id = validate_voice_id(self.options.voice_id)
+        """Every check, at the first message: preset, capacity, voice, a slot (typed errors)."""
+        runtime, options = self.runtime, self.options
         if runtime.draining:
             raise Busy("Server shutting down: start the call on another replica",
                        code="shutting_down")
-        self._voice = await runtime.voices.get(voice_id)
+        spec = UtteranceSpec(None, options.voice_id, options.preset, options.format,
+                             framed=False, language=options.language, route="elevenlabs",
+                             seed=options.seed, normalize=options.normalize)
+        self._plan = await prepare_utterance(runtime, spec)  # capacity first, then the voice
         self._slot = runtime.capacity.acquire(oneshot=False)
-        self._tasks = [
-            asyncio.create_task(self._produce(), name="contexts-producer"),
-            asyncio.create_task(self._watch_inactivity(), name="contexts-inactivity"),
-        ]
+        self._tasks.append(asyncio.create_task(self._produce(), name="contexts-producer"))
 
     @property
     def busy(self) -> bool:
@@ -140,6 +154,7 @@ class ContextSession:
     async def aclose(self) -> None:
         for ctx in self._contexts.values():
             self._cancel_idle(ctx)
+            ctx.utterance.close("client_gone")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -153,8 +168,15 @@ class ContextSession:
 
     async def on_message(self, data: dict[str, Any]) -> None:
         self._last_message = time.monotonic()
-        if self._voice is None:
-            return  # the connection was refused at start; its close is on the way
+        if self._plan is None:
+            if self.outbox.closed:
+                return  # refused; its close is on the way
+            try:
+                await self.start()
+            except TTSError as exc:
+                code = WS_TRY_AGAIN_LATER if exc.status_code >= 500 else WS_POLICY_VIOLATION
+                self.outbox.request_close(code, exc.code, ev.Error.of(exc))
+                return
         if data.get("close_socket") is True:
             self.outbox.request_close(WS_NORMAL, "close_socket")
             return
@@ -178,7 +200,6 @@ class ContextSession:
             return
         if ctx is None:
             if close and not text:
-                await self.outbox.control(self.serializer.final(ctx_id))
                 return  # closing a context that never opened: nothing to finish
             ctx = await self._open(ctx_id)
             if ctx is None:
@@ -215,8 +236,12 @@ class ContextSession:
                               "first", "max_active_conversations", ctx_id)
             return None
         self._abandon_closed()
-        ctx = _Context(ctx_id, ClauseSegmenter(max_chars=self._max_chars),
-                       self.options.format.encoder())
+        assert self._plan is not None
+        reply = self._next_reply
+        self._next_reply += 1
+        utterance = Utterance(self.runtime, self._plan, None, reply=reply)
+        ctx = _Context(ctx_id, reply, utterance, ClauseSegmenter(max_chars=self._max_chars))
+        self.serializer.bind(reply, ctx_id)
         self._contexts[ctx_id] = ctx
         return ctx
 
@@ -231,6 +256,7 @@ class ContextSession:
         self.outbox.cancel()  # their audio still queued for the socket is not sent
 
     def _add_text(self, ctx: _Context, text: str) -> None:
+        check_characters(text)  # invalid_text: controls and lone surrogates, before any audio
         limit = self.runtime.settings.max_text_length
         if ctx.chars + len(text) > limit:
             raise InvalidRequest(f"Context text is too long (limit {limit} characters)",
@@ -243,16 +269,16 @@ class ContextSession:
             )
         ctx.chars += len(text)
         self._session_chars += len(text)
-        if ctx.chars == len(text):
-            ctx.opened = time.perf_counter()  # time to first audio counts from the first text
         self._enqueue(ctx, ctx.segmenter.push(text))
         if self.options.auto_mode and ctx.segmenter.buffered.rstrip().endswith(_SENTENCE_END):
             self._enqueue(ctx, ctx.segmenter.flush())
         self._arm_idle(ctx)
 
     def _enqueue(self, ctx: _Context, clauses: list[str]) -> None:
-        for clause in clauses:
-            self._queue.put_nowait((ctx, clause))
+        now = time.perf_counter()
+        for text in clauses:
+            self._queue.put_nowait(_Clause(ctx, ctx.clauses, text, now))
+            ctx.clauses += 1
 
     def _arm_idle(self, ctx: _Context) -> None:
         self._cancel_idle(ctx)
@@ -267,81 +293,57 @@ class ContextSession:
             ctx.idle = None
 
     async def _error(self, message: str, code: str, ctx_id: str | None) -> None:
-        await self.outbox.control(self.serializer.error(message, code, ctx_id))
+        extra: dict[str, object] = {"contextId": ctx_id} if ctx_id is not None else {}
+        await self.outbox.control(ev.Error(message, code, extra=extra))
 
     # --- speaking ---------------------------------------------------------------------
 
     async def _produce(self) -> None:
         while True:
-            ctx, item = await self._queue.get()
-            if item is _CLOSE:
-                await self._finish(ctx)
+            item = await self._queue.get()
+            if isinstance(item, tuple):
+                await self._finish(item[0])
                 continue
-            assert isinstance(item, str)
+            ctx = item.ctx
             self._speaking = ctx
             try:
                 if not ctx.abandoned:
-                    await self._speak(ctx, item)
+                    await self._speak(item)
             except TTSError as exc:
                 await self._error(exc.message, exc.code, ctx.id)
             finally:
                 self._speaking = None
 
-    async def _speak(self, ctx: _Context, text: str) -> None:
-        if not speakable(text):
-            return
-        fmt = self.options.format
+    async def _speak(self, clause: _Clause) -> None:
+        ctx = clause.ctx
         generation = self.outbox.generation
-        aligner = ChunkAligner(text)
-        async with aclosing(self._chain_chunks(text.strip())) as chunks:
-            async for pcm in chunks:
-                if ctx.abandoned:
-                    return  # closing the generator closes the engine stream
-                seconds = fmt.seconds(len(pcm))
-                timings = aligner.take(seconds)
-                data = ctx.encoder.push(pcm)
-                if ctx.first_audio_ms is None:
-                    ctx.first_audio_ms = (time.perf_counter() - ctx.opened) * 1000.0
-                await self.outbox.audio(self.serializer.audio(data, timings, ctx.id),
-                                        generation, seconds)
-        if aligner.rest:
-            # Characters the estimate placed past the audio: timed at its end, no audio.
-            tail = estimate_char_timings(aligner.rest, 0.0)
-            await self.outbox.audio(self.serializer.audio(b"", tail, ctx.id), generation, 0.0)
-
-    async def _chain_chunks(self, text: str) -> AsyncGenerator[bytes, None]:
-        """The chain's output per engine chunk (the one place that runs the engine)."""
-        assert self._voice is not None and self._params is not None
-        pipeline = self.runtime.pipeline(self.options.format.chain, framed=False)
-        frames = synthesize_frames(self.runtime.engine, self._voice, text, self._params,
-                                   pipeline, UtteranceStats())
-        async with aclosing(frames):
-            async for pcm in frames:
-                yield pcm
+        frames, seconds = 0, 0.0
+        if speakable(clause.text):
+            audio = ctx.utterance.speak(clause.text.strip(), clause=clause.index,
+                                        ready_at=clause.ready_at, clause_text=clause.text)
+            async with aclosing(audio):  # closing it closes the engine stream
+                async for event in audio:
+                    if ctx.abandoned:
+                        return
+                    await self.outbox.audio(event, generation)
+                    frames += 1
+                    seconds += event.seconds
+        ctx.frames += frames
+        done = ev.ClauseDone(clause.index, clause.text, frames, seconds, ctx.reply)
+        await self.outbox.control(done, generation)
 
     async def _finish(self, ctx: _Context) -> None:
-        if not ctx.abandoned:
-            tail = ctx.encoder.flush()
-            if tail:
-                await self.outbox.audio(self.serializer.audio(tail, None, ctx.id),
-                                        self.outbox.generation, 0.0)
         ctx.final_sent = True
         self._contexts.pop(ctx.id, None)
         if ctx.id is not None:
             self._finished[ctx.id] = None
             if len(self._finished) > 256:
                 del self._finished[next(iter(self._finished))]
-        final = self.serializer.final(ctx.id)
-        if not self.options.multi:
-            self._close_after = final
-        await self.outbox.control(final)
-        if ctx.first_audio_ms is not None and not ctx.abandoned and self._params is not None:
-            total_ms = (time.perf_counter() - ctx.opened) * 1000.0
-            self.runtime.observe(self._params.preset.name, ctx.first_audio_ms, total_ms)
-
-    def _on_sent(self, message: dict[str, Any], seconds: float) -> None:
-        if message is self._close_after:
-            self.outbox.request_close(WS_NORMAL, "input ended")
+        if not ctx.abandoned:
+            ctx.utterance.finish()
+        total_ms = (time.perf_counter() - ctx.started) * 1000.0
+        await self.outbox.control(ev.ReplyDone(ctx.frames, total_ms, ctx.clauses, ctx.reply))
+        ctx.utterance.close("cancelled" if ctx.abandoned else None)
 
     async def _watch_inactivity(self) -> None:
         timeout = self.options.inactivity_timeout_s

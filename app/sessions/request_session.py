@@ -1,27 +1,26 @@
 """``/ws/synthesize``: requests one after another on one connection.
 
 Requests queue up and run in order on one worker task; the receive loop stays free, so a
-``cancel`` arrives while audio is being produced. A cancel stops the running utterance
-(its engine stream is closed), drops queued requests and its unsent frames, and answers
-``cancelled`` in place of the final message.
+``cancel`` arrives while audio is being produced. Each request is one ``Utterance``; a
+cancel stops the running one (its engine stream is closed), drops queued requests and its
+unsent frames, and answers ``Cancelled`` in place of ``UtteranceDone``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import aclosing
 from typing import Any
 
-from app.audio import OUTPUT_FORMATS, get_output_format, wav_bytes
-from app.errors import InvalidRequest, TTSError
-from app.protocol import serializers as ser
-from app.protocol.requests import SynthesizeRequest, check_text, parse
+from app.audio.formats import resolve_format
+from app.errors import Busy, InvalidRequest, TTSError
+from app.protocol import events as ev
+from app.protocol.requests import SynthesizeRequest, parse
 from app.runtime import Runtime
 from app.sessions.outbox import Outbox
-from app.sessions.utterance import UtteranceStats, synthesize_frames
-from app.text.estimate import estimate_spoken
-from app.voices.validation import validate_voice_id
+from app.sessions.utterance import UtteranceSpec, open_utterance
+from app.text.estimate import estimate_heard
+from app.text.normalize import Normalized
 
 MAX_QUEUED_REQUESTS = 16
 
@@ -34,6 +33,7 @@ class RequestSession:
         self._worker: asyncio.Task[None] | None = None
         self._current: asyncio.Task[None] | None = None
         self._current_text = ""
+        self._current_spoken: Normalized | None = None  # what the engine read, if changed
         self._sent_before = (0, 0.0)  # outbox counters when the current request started
         self._session_text = 0  # characters received on this connection
 
@@ -48,45 +48,38 @@ class RequestSession:
 
     async def on_request(self, data: dict[str, Any]) -> None:
         if not data.get("text") or not data.get("voice_id"):
-            await self.outbox.control(ser.error("Missing text or voice_id", "invalid_request"))
-            return
+            raise InvalidRequest("Missing text or voice_id")
         if self.runtime.draining:
-            await self.outbox.control(
-                ser.error("Server shutting down: try another replica", "shutting_down")
-            )
-            return
+            raise Busy("Server shutting down: try another replica", code="shutting_down")
         text = data.get("text")
         if isinstance(text, str):
             limit = self.runtime.settings.max_session_text_length
             if self._session_text + len(text) > limit:
-                await self.outbox.control(ser.error(
+                raise InvalidRequest(
                     f"Session text is too long (limit {limit} characters per connection)",
-                    "text_too_long",
-                ))
-                return
+                    code="text_too_long",
+                )
             self._session_text += len(text)
         try:
             self._requests.put_nowait(data)
         except asyncio.QueueFull:
-            await self.outbox.control(
-                ser.error("Too many queued requests on this connection", "busy")
-            )
+            raise Busy("Too many queued requests on this connection") from None
 
-    async def on_cancel(self) -> None:
+    async def on_cancel(self, data: dict[str, Any] | None = None) -> None:
         while not self._requests.empty():
             self._requests.get_nowait()
         self.outbox.cancel()
         current = self._current
         if current is None or current.done():
-            await self.outbox.control(ser.cancelled(0, "", False))
+            await self.outbox.control(ev.Cancelled(0, "", False))
             return
         current.cancel()
         # Let the engine notice (one step); never hold the acknowledgement for long.
         await asyncio.wait({current}, timeout=0.05)
         frames = self.outbox.sent_audio - self._sent_before[0]
         seconds = self.outbox.sent_seconds - self._sent_before[1]
-        spoken, estimated = estimate_spoken(self._current_text, seconds, finished=False)
-        await self.outbox.control(ser.cancelled(frames, spoken, estimated))
+        spoken, estimated = estimate_heard(self._current_text, seconds, self._current_spoken)
+        await self.outbox.control(ev.Cancelled(frames, spoken, estimated))
 
     async def _run(self) -> None:
         while True:
@@ -107,61 +100,27 @@ class RequestSession:
         try:
             await self._synthesize(data)
         except TTSError as exc:
-            await self.outbox.control(exc.to_dict())
+            await self.outbox.control(ev.Error.of(exc))
 
     async def _synthesize(self, data: dict[str, Any]) -> None:
-        runtime = self.runtime
         req: SynthesizeRequest = parse(SynthesizeRequest, data)
-        text = check_text(req.text, runtime.settings.max_text_length)
-        params = runtime.params(req.preset, speed=req.speed)
-        voice_id = validate_voice_id(req.voice_id)
-        engine = runtime.engine
-        wav = req.output_format == "wav"
-        if req.stream_sid is not None and req.output_format not in ("mulaw", "wav"):
+        fmt = resolve_format("synthesize", req.output_format)
+        if req.stream_sid is not None and fmt.encoding != "mulaw" and fmt.container != "wav":
             raise InvalidRequest("Twilio mode (stream_sid) sends mu-law only")
-        if not wav and req.output_format not in OUTPUT_FORMATS:
-            valid = ", ".join([*OUTPUT_FORMATS, "wav"])
-            raise InvalidRequest(
-                f"Unknown output_format: {req.output_format:.32}. Valid formats: {valid}"
-            )
-        fmt = get_output_format("mulaw" if wav else req.output_format)
-        voice = await runtime.voices.get(voice_id)
-        serializer = ser.FrameSerializer(fmt, req.stream_sid)
-        pipeline = runtime.pipeline(None if wav else fmt)
+        spec = UtteranceSpec(req.text, req.voice_id, req.preset, fmt, speed=req.speed,
+                             language=req.language, normalize=req.normalize,
+                             route="ws_synthesize")
+        utterance = await open_utterance(self.runtime, spec)
         generation = self.outbox.generation
-        self._current_text = text
+        self._current_text = req.text
+        self._current_spoken = utterance.spoken_form(req.text)
         self._sent_before = (self.outbox.sent_audio, self.outbox.sent_seconds)
-        stats = UtteranceStats()
-        index = 0
-        with runtime.capacity.acquire():
-            frames = synthesize_frames(engine, voice, text, params, pipeline, stats,
-                                       runtime.normalization_language(params))
-            async with aclosing(frames):
-                async for frame in frames:
-                    if wav:
-                        message = serializer.wav_chunk(
-                            wav_bytes(frame, engine.sample_rate), index, engine.sample_rate
-                        )
-                        seconds = len(frame) / 2 / engine.sample_rate
-                    else:
-                        message = serializer.seed_frame(frame, index)
-                        seconds = fmt.frame_ms / 1000.0
-                    await self.outbox.audio(message, generation, seconds)
-                    index += 1
-        runtime.observe(params.preset.name, stats.first_frame_ms, stats.total_ms)
-        await self.outbox.control(
-            ser.seed_final(
-                index=index,
-                first_chunk_ms=stats.first_frame_ms or 0.0,
-                total_ms=stats.total_ms,
-                total_chunks=index,
-                latency=stats.latency(pipeline),
-                backend=engine.name,
-                voice_id=voice.voice_id,
-                builtin_voice=voice.builtin,
-            ),
-            generation,
-        )
+        with utterance:
+            await self.outbox.control(
+                ev.Started(utterance.voice.voice_id, utterance.format, req.stream_sid),
+                generation,
+            )
+            await self.outbox.relay(utterance.events(), generation)
 
     async def aclose(self) -> None:
         for task in (self._current, self._worker):

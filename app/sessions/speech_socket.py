@@ -1,45 +1,32 @@
 """``WS /v1/audio/speech/stream/ws``: the chunked HTTP stream's socket twin (seed-003 shape).
 
-One request at a time on a connection, each answered by a ``start`` JSON message, the audio
-as binary messages (headerless PCM16 little-endian or mu-law, one per engine chunk, as it
-is produced) and an ``end`` JSON message:
-
-    → {"text", "voice_id": "default", "preset", "format": "pcm_24000", "speed",
-       "temperature", "top_p"}            ("type": "start" may be present)
-    ← {"type": "start", "format", "sample_rate", "encoding", "channels": 1, "voice_id",
-       "backend"}
-    ← <binary> ...
-    ← {"type": "end", "chunks", "bytes", "duration_s", "first_chunk_ms", "total_ms"}
-    → {"type": "cancel"}                   (stops the running request: ``cancelled``)
-
-Every request is validated (text, voice, format, a slot) before its ``start``; an error is
-``{"type": "error", "error", "code"}`` and the socket stays open. The request runs on its own
-task so the reader stays free for ``cancel``. Binary messages travel through the outbox
-like every other message (so ordering, slow-consumer and cancel hold) as ``{"binary":
-base64}``, which the route's writer sends as a binary frame.
+One request at a time on a connection (``app.protocol.speech_ws`` has the messages): each is
+one ``Utterance``, validated (text, format, voice, a slot) before its ``start``; an error
+leaves the socket open. The request runs on its own task so the reader stays free for
+``cancel``, which drops the request's unsent audio and closes its engine stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import time
-from contextlib import aclosing
 from typing import Any
 
+from app.audio.formats import OutputFormat, resolve_format
 from app.errors import InvalidRequest, TTSError
-from app.protocol import serializers as ser
+from app.protocol import events as ev
 from app.protocol.requests import parse
-from app.protocol.speech import SpeechStreamRequest, stream_format
+from app.protocol.speech import SpeechStreamRequest
 from app.runtime import Runtime
 from app.sessions.outbox import Outbox
-from app.sessions.speech import SpeechJob, open_speech
+from app.sessions.utterance import Utterance, UtteranceSpec, open_utterance
 
 
-def binary(data: bytes) -> dict[str, Any]:
-    """An outbox message the route's writer sends as one binary frame."""
-    return {"binary": base64.b64encode(data).decode("ascii")}
+def speech_spec(req: SpeechStreamRequest, fmt: OutputFormat, route: str) -> UtteranceSpec:
+    """The utterance a seed-003-shaped request asks for (the HTTP stream and this socket)."""
+    return UtteranceSpec(req.text, req.voice_id, req.preset, fmt, framed=False,
+                         speed=req.speed, language=req.language, normalize=req.normalize,
+                         route=route, temperature=req.temperature, top_p=req.top_p)
 
 
 class SpeechSocketSession:
@@ -47,6 +34,7 @@ class SpeechSocketSession:
         self.runtime = runtime
         self.outbox = outbox
         self._task: asyncio.Task[None] | None = None
+        self._utterance: Utterance | None = None
 
     @property
     def busy(self) -> bool:
@@ -63,56 +51,38 @@ class SpeechSocketSession:
             raise InvalidRequest("A request is running: wait for its end or cancel it",
                                  code="invalid_state")
         req = parse(SpeechStreamRequest, {k: v for k, v in data.items() if k != "type"})
-        fmt, _ = stream_format(req.format)
-        job = await open_speech(
-            self.runtime, text=req.text, voice_id=req.voice_id, preset=req.preset, fmt=fmt,
-            speed=req.speed, **req.sampling(),
-        )
-        await self.outbox.control({
-            "type": "start", "format": req.format, "sample_rate": fmt.sample_rate,
-            "encoding": "mulaw" if fmt.encoding == "mulaw" else "pcm_s16le", "channels": 1,
-            "voice_id": job.voice.voice_id, "backend": self.runtime.engine.name,
-        })
-        self._task = asyncio.create_task(self._run(job, fmt.bytes_per_sample * fmt.sample_rate),
-                                         name="speech-socket")
+        fmt = resolve_format("http_stream", req.format, field="format")
+        utterance = await open_utterance(self.runtime, speech_spec(req, fmt, "speech_ws"))
+        self._utterance = utterance
+        await self.outbox.control(ev.Started(utterance.voice.voice_id, utterance.format))
+        self._task = asyncio.create_task(self._run(utterance), name="speech-socket")
 
-    async def _run(self, job: SpeechJob, bytes_per_second: int) -> None:
+    async def _run(self, utterance: Utterance) -> None:
         generation = self.outbox.generation
-        started = time.perf_counter()
-        chunks = 0
-        total = 0
-        first_ms: float | None = None
-        try:
-            async with aclosing(job.chunks()) as audio:
-                async for data in audio:
-                    if first_ms is None:
-                        first_ms = (time.perf_counter() - started) * 1000.0
-                    chunks += 1
-                    total += len(data)
-                    await self.outbox.audio(binary(data), generation, len(data) / bytes_per_second)
-        except TTSError as exc:
-            await self.outbox.control(ser.error(exc.message, exc.code), generation)
-            return
-        finally:
-            job.release()
-        await self.outbox.control({
-            "type": "end", "chunks": chunks, "bytes": total,
-            "duration_s": round(total / bytes_per_second, 3),
-            "first_chunk_ms": round(first_ms or 0.0, 1),
-            "total_ms": round((time.perf_counter() - started) * 1000.0, 1),
-        }, generation)
+        with utterance:
+            try:
+                await self.outbox.relay(utterance.events(), generation)
+            except TTSError as exc:
+                utterance.close(exc.code)
+                await self.outbox.control(ev.Error.of(exc), generation)
 
     async def _cancel(self) -> None:
-        task = self._task
+        task, utterance = self._task, self._utterance
         self.outbox.cancel()
+        frames = 0
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.outbox.control({"type": "cancelled"})
+            if utterance is not None:
+                utterance.close("cancelled")
+                frames = utterance.frames
+        await self.outbox.control(ev.Cancelled(frames, "", False))
 
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._utterance is not None:
+            self._utterance.close("client_gone")

@@ -14,6 +14,7 @@ import bisect
 from dataclasses import dataclass
 
 from app.text.estimate import CHARS_PER_SECOND
+from app.text.normalize_core import Normalized
 
 _LETTER = 1.0
 _SPACE = 0.6
@@ -65,43 +66,6 @@ def estimate_char_timings(text: str, duration_ms: float) -> CharTimings:
     return CharTimings(chars, starts, durations)
 
 
-def map_timings_to_original(
-    original: str, char_map: list[tuple[int, int]], spoken: CharTimings
-) -> CharTimings:
-    """Timings of the original text from the timings of its spoken form.
-
-    ``char_map[i]`` is the spoken span that original character ``i`` became
-    (``Normalized.char_map()``). The characters that became one span share its time
-    equally, in order ("$5" -> "five dollars": "$" the first half, "5" the second), so the
-    original's timings cover the same audio, start to end, with no gap or overlap.
-    """
-    chars = list(original)
-    if not chars:
-        return CharTimings([], [], [])
-    edges = [0, *(s + d for s, d in zip(spoken.start_ms, spoken.duration_ms, strict=True))]
-    total = edges[-1]
-
-    def at(pos: int) -> float:  # time at spoken position ``pos`` (a character boundary)
-        return float(edges[min(max(pos, 0), len(edges) - 1)]) if spoken.chars else 0.0
-
-    bounds: list[float] = []
-    i = 0
-    while i < len(chars):
-        j = i
-        while j + 1 < len(chars) and char_map[j + 1] == char_map[i]:
-            j += 1
-        a, b = char_map[i]
-        t0, t1 = at(a), at(b)
-        n = j - i + 1
-        bounds.extend(t0 + (t1 - t0) * k / n for k in range(n))
-        i = j + 1
-    bounds.append(float(total))
-    ints = [round(t) for t in bounds]
-    for k in range(1, len(ints)):  # monotonic after rounding
-        ints[k] = max(ints[k], ints[k - 1])
-    return CharTimings(chars, ints[:-1], [b - a for a, b in zip(ints[:-1], ints[1:], strict=True)])
-
-
 class ChunkAligner:
     """Shares a text's characters among its audio chunks as the engine produces them.
 
@@ -140,3 +104,101 @@ class ChunkAligner:
         chars = self.text[self._pos : end]
         self._pos = end
         return estimate_char_timings(chars, seconds * 1000.0)
+def map_timings_to_original(
+    original: str, char_map: list[tuple[int, int]], spoken: CharTimings
+) -> CharTimings:
+    """Timings of the original text from the timings of its spoken form.
+
+    ``char_map[i]`` is the spoken span that original character ``i`` became
+    (``Normalized.char_map()``). The characters that became one span share its time
+    equally, in order ("$5" -> "five dollars": "$" the first half, "5" the second), so the
+    original's timings cover the same audio, start to end, with no gap or overlap.
+    """
+    chars = list(original)
+    if not chars:
+        return CharTimings([], [], [])
+    edges = [0, *(s + d for s, d in zip(spoken.start_ms, spoken.duration_ms, strict=True))]
+    total = edges[-1]
+
+    def at(pos: int) -> float:  # time at spoken position ``pos`` (a character boundary)
+        return float(edges[min(max(pos, 0), len(edges) - 1)]) if spoken.chars else 0.0
+
+    bounds: list[float] = []
+    i = 0
+    while i < len(chars):
+        j = i
+        while j + 1 < len(chars) and char_map[j + 1] == char_map[i]:
+            j += 1
+        a, b = char_map[i]
+        t0, t1 = at(a), at(b)
+        n = j - i + 1
+        bounds.extend(t0 + (t1 - t0) * k / n for k in range(n))
+        i = j + 1
+    bounds.append(float(total))
+    ints = [round(t) for t in bounds]
+    for k in range(1, len(ints)):  # monotonic after rounding
+        ints[k] = max(ints[k], ints[k - 1])
+    return CharTimings(chars, ints[:-1], [b - a for a, b in zip(ints[:-1], ints[1:], strict=True)])
+
+
+def clause_alignments(
+    text: str, spoken: Normalized | None, duration_ms: float
+) -> tuple[CharTimings, CharTimings]:
+    """(timings of the clause as received, timings of what the engine read) over its audio.
+
+    ``spoken`` is the normalized form of the clause with its surrounding whitespace
+    stripped (or None: the engine read ``text`` itself). The spoken form gets the estimate;
+    the clause's characters take the time of what they became, and whitespace around the
+    clause takes none at its edge.
+    """
+    if spoken is None:
+        same = estimate_char_timings(text, duration_ms)
+        return same, same
+    said = estimate_char_timings(spoken.spoken, duration_ms)
+    lead = max(0, text.find(spoken.original))
+    tail = len(text) - lead - len(spoken.original)
+    char_map = spoken.char_map()
+    end = len(spoken.spoken)
+    full_map = [(0, 0)] * lead + char_map + [(end, end)] * tail
+    return map_timings_to_original(text, full_map, said), said
+
+
+class SpokenChunkAligner:
+    """``ChunkAligner`` for a clause the engine read in its normalized form.
+
+    The audio's pace is that of what the engine read, so the estimate runs on the spoken
+    form ("$5" -> "five dollars"); each chunk then carries the client's characters whose
+    whole spoken span it has reached, timed over the same chunk. Both sequences, joined
+    over a clause's messages, give back their texts exactly (ElevenLabs' ``alignment`` and
+    ``normalizedAlignment``). ``text`` is the clause as received; ``spoken`` the normalized
+    form of its stripped text, so whitespace around it goes out with the first and last
+    chunks.
+    """
+
+    def __init__(self, text: str, spoken: Normalized) -> None:
+        self.text = text
+        self._said = ChunkAligner(spoken.spoken)
+        lead = max(0, text.find(spoken.original))
+        tail = len(text) - lead - len(spoken.original)
+        # Where in the spoken form each received character is complete.
+        self._ends = [0] * lead + [b for _, b in spoken.char_map()]
+        self._ends += [len(spoken.spoken)] * tail
+        self._pos = 0
+        self._said_pos = 0
+
+    @property
+    def rest(self) -> tuple[str, str]:
+        return self.text[self._pos :], self._said.rest
+
+    def take(self, seconds: float, *, last: bool = False) -> tuple[CharTimings, CharTimings]:
+        """(received, spoken) characters of the next ``seconds`` of audio."""
+        said = self._said.take(seconds, last=last)
+        self._said_pos += len(said.chars)
+        end = self._pos
+        if last:
+            end = len(self.text)
+        while end < len(self.text) and self._ends[end] <= self._said_pos:
+            end += 1
+        chars = self.text[self._pos : end]
+        self._pos = end
+        return estimate_char_timings(chars, seconds * 1000.0), said

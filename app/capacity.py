@@ -46,15 +46,20 @@ class Capacity:
     def full(self) -> bool:
         return self._in_use >= self.max_slots
 
+    def check(self) -> None:
+        """``Busy`` when the replica is full or draining: asked before any voice I/O, so a
+        full replica answers at once instead of after fetching and decoding a clip."""
+        if self.draining:
+            raise Busy("Server shutting down: try another replica", code="shutting_down")
+        if self.full:
+            raise Busy(f"Server busy: all {self.max_slots} synthesis slots are in use")
+
     def acquire(self, oneshot: bool = True) -> Slot:
         """A slot, or ``Busy`` when the replica is full or draining (never waits).
 
         ``oneshot=False`` for a streaming session's slot, held until the connection closes.
         """
-        if self.draining:
-            raise Busy("Server shutting down: try another replica", code="shutting_down")
-        if self.full:
-            raise Busy(f"Server busy: all {self.max_slots} synthesis slots are in use")
+        self.check()
         self._in_use += 1
         if oneshot:
             self.oneshots += 1
