@@ -58,6 +58,13 @@ SR = 24000
 FRAME = 480
 SEAM_WINDOW = 2 * FRAME  # samples either side of a crossfade counted as "at the seam"
 S3GEN_SIL = 4299
+# ``--tiny`` builds the checkpoints the tests use (tests/chatterbox_fixtures.py): EOS after
+# about this many tokens; standard with a 3 s prompt so its CFG flow stays cheap on CPU.
+TINY_BUILD: dict[str, dict[str, Any]] = {
+    "turbo": {"eos_after": 48},
+    "standard": {"eos_after": 30, "clip_seconds": 3.0},
+    "multilingual": {"eos_after": 30, "clip_seconds": 3.0},
+}
 
 
 # --- the old decoder (before the seams issue), kept only to measure against ---
@@ -458,6 +465,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ckpt-dir", type=Path, default=None,
                    help="local checkpoint for every listed family (default: HF download, "
                    "or with --tiny a fresh tiny checkpoint)")
+    p.add_argument("--tiny-tokens", type=int, default=None,
+                   help="with --tiny: speech tokens before the tiny model's EOS (default: "
+                   "as the tests, 48 Turbo, 30 standard)")
     p.add_argument("--device", default="auto")
     p.add_argument("--text", default=TEXT)
     p.add_argument("--seed", type=int, default=7)
@@ -482,7 +492,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not torch.cuda.is_available():
         torch.set_num_threads(min(os.cpu_count() or 1, 4))
     report: dict[str, Any] = {"settings": {"tiny": args.tiny, "device": device,
-                                           "seed": args.seed, "text": args.text},
+                                           "seed": args.seed, "text": args.text,
+                                           "tiny_tokens": args.tiny_tokens},
                               "families": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families:
@@ -490,7 +501,10 @@ def main(argv: list[str] | None = None) -> dict:
             if args.tiny and ckpt is None:
                 from app.engines.chatterbox.tiny import build_tiny_checkpoint
 
-                ckpt = build_tiny_checkpoint(family, Path(tmp) / family)
+                build = dict(TINY_BUILD[family])
+                if args.tiny_tokens:
+                    build["eos_after"] = args.tiny_tokens
+                ckpt = build_tiny_checkpoint(family, Path(tmp) / family, **build)
             engine = load_engine(family, ckpt, device)
             try:
                 entry = measure_family(engine, text=args.text, seed=args.seed,
