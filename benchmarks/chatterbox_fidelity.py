@@ -14,12 +14,22 @@ Figures per family (under ``families``):
   around the seams and away from them, excitation noise off;
 - ``excitation_seam_jump_ratio``: the largest per-sample step of the vocoder's source
   across a seam over the largest step inside the chunks (about 1 when continuous);
-- ``tokens_match_library``: the engine's seeded tokens equal ``generate()``'s.
+- ``tokens_match_library``: the engine's seeded tokens equal ``generate()``'s;
+- ``pcm16_snr_db``: the one pass against its own 16-bit rounding (the floor below which
+  a seam error cannot matter);
+- ``mel_seam_ratio``: the mel's frame-to-frame step where one flow run's frames follow
+  another's over the median step inside (``baseline_``: the old decoder's joins;
+  ``one_shot_``: the one-shot mel at the same frames). Random weights give no smooth mel,
+  so it only tells something with real weights;
+- ``decode_s``: wall time per decode call, median and ratio against the old decoder in
+  the same run; ``stream.lag_ms``: how far the audio trails the newest token.
 
 ``baseline`` holds the old decoder's vocoder figures, ``stream`` the chunking.
 
     python benchmarks/chatterbox_fidelity.py --tiny            # CPU, tiny test checkpoints
     python benchmarks/chatterbox_fidelity.py --device cuda     # GPU, real weights: + WAVs
+    python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --cost-lengths 50,400
+    python benchmarks/chatterbox_fidelity.py --device cuda --hold-frames 2   # a sweep point
 
 Without ``--tiny`` it also writes ``<family>_streamed.wav``, ``<family>_one_shot.wav`` and
 ``<family>_difference.wav`` (excitation noise on, as served) under ``--wav-dir``.
@@ -198,6 +208,18 @@ def jump_ratio(excitations: list[np.ndarray]) -> float:
     return across / inside
 
 
+def mel_seam_ratio(parts: list[np.ndarray]) -> float:
+    """How abruptly the mel changes where one flow run's frames follow another's: the
+    mean frame-to-frame step (RMS over bins) at the joins over the median step inside
+    the parts. Frames of one run change smoothly; a join of two runs that disagree jumps."""
+    mel = np.concatenate(parts, axis=1)
+    steps = np.sqrt(np.mean(np.diff(mel, axis=1) ** 2, axis=0))  # steps[t]: t -> t + 1
+    joins = np.cumsum([p.shape[1] for p in parts])[:-1] - 1
+    joins = joins[(joins >= 0) & (joins < len(steps))]
+    inside = np.delete(steps, joins)
+    return float(np.mean(steps[joins]) / np.median(inside)) if len(joins) else 1.0
+
+
 # --- tokens ---
 @contextlib.contextmanager
 def record_decodes() -> Iterator[dict[int, list[int]]]:
@@ -359,6 +381,15 @@ def measure_family(engine: Any, *, text: str = TEXT, preset: str | None = None,
         "preset": preset,
         "tokens": len(tokens),
         "mel_committed_snr_db": snr_db(committed, target),
+        # The joins between runs in the committed mel (1 when no join stands out), the
+        # old decoder's, and the one-shot's at the same frames (where nothing joins).
+        "mel_seam_ratio": mel_seam_ratio(
+            [m[0].float().cpu().numpy() for m, _, _ in pushes if m.shape[2]]),
+        "baseline_mel_seam_ratio": mel_seam_ratio(
+            [new[0].float().cpu().numpy() for _, (new, _) in outs]),
+        "one_shot_mel_seam_ratio": mel_seam_ratio(np.split(
+            target, np.cumsum([m.shape[2] for m, _, _ in pushes if m.shape[2]])[:-1],
+            axis=1)),
         "baseline_mel_committed_snr_db": snr_db(base_mel[0].float().cpu().numpy(), target),
         "snr_seam_db": seam_db,
         "snr_away_db": away_db,
@@ -468,6 +499,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tiny-tokens", type=int, default=None,
                    help="with --tiny: speech tokens before the tiny model's EOS (default: "
                    "as the tests, 48 Turbo, 30 standard)")
+    p.add_argument("--lookahead", type=int, default=None,
+                   help="tokens a frame waits for before it is committed (decoder default)")
+    p.add_argument("--hold-frames", type=int, default=None,
+                   help="committed frames the vocoder holds back as right context")
     p.add_argument("--device", default="auto")
     p.add_argument("--text", default=TEXT)
     p.add_argument("--seed", type=int, default=7)
@@ -484,6 +519,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def decoder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``StreamingDecoder`` settings the command line overrides (for a sweep)."""
+    options: dict[str, Any] = {}
+    if args.lookahead is not None:
+        options["lookahead"] = args.lookahead
+    if args.hold_frames is not None:
+        options["vocoder"] = {"hold_frames": args.hold_frames}
+    return options
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import torch
@@ -493,7 +538,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(min(os.cpu_count() or 1, 4))
     report: dict[str, Any] = {"settings": {"tiny": args.tiny, "device": device,
                                            "seed": args.seed, "text": args.text,
-                                           "tiny_tokens": args.tiny_tokens},
+                                           "tiny_tokens": args.tiny_tokens,
+                                           "decoder": decoder_options(args)},
                               "families": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families:
@@ -508,7 +554,8 @@ def main(argv: list[str] | None = None) -> dict:
             engine = load_engine(family, ckpt, device)
             try:
                 entry = measure_family(engine, text=args.text, seed=args.seed,
-                                       wav_dir=None if args.tiny else args.wav_dir)
+                                       wav_dir=None if args.tiny else args.wav_dir,
+                                       options=decoder_options(args))
                 if args.cost_lengths:
                     entry["flow_cost_per_chunk"] = flow_cost(engine, args.cost_lengths)
             finally:

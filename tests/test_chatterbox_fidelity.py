@@ -95,6 +95,13 @@ def test_tiny_vocoder_is_voiced_with_varying_speech_range_pitch(figures) -> None
     assert 80 <= f0["p5"] and f0["p95"] <= 250 and f0["std"] > 10
 
 
+def test_mel_seam_ratio_sees_a_join_of_two_runs_that_disagree(bench) -> None:
+    t = np.arange(60)
+    smooth = np.sin(0.1 * t)[None] * np.ones((80, 1))
+    assert bench.mel_seam_ratio([smooth[:, :30], smooth[:, 30:]]) < 1.5
+    assert bench.mel_seam_ratio([smooth[:, :30], smooth[:, 30:] + 0.5]) > 5
+
+
 # --- per-stream randomness ---
 def test_concurrent_seeded_streams_get_the_tokens_each_gets_alone(turbo_engine, bench) -> None:  # noqa: F811
     import threading
