@@ -261,6 +261,8 @@ class LevelStage:
         self._rel = max(1, s.release_ms)
         self._ceiling = 10.0 ** ((s.true_peak_dbtp - _TP_MARGIN_DB) / 20.0)
         self._tp = _true_peak_filter()
+        # Gather index of the true-peak context: [t, i] = t + i (tap t, interval i).
+        self._tp_index = (np.arange(_TP_TAPS)[:, None] + np.arange(self._sub + 1)[None, :])
         self._candidate = self._ceiling * 10.0 ** (-_TP_CANDIDATE_DB / 20.0)
         # Weight of a need at distance d (from -lookahead to +release) in the gain envelope.
         d = np.arange(-self._la, self._rel + 1, dtype=np.float64)
@@ -274,11 +276,16 @@ class LevelStage:
         self._knots: list[float] = []
         if not self._hold_blocks:
             self._start(2)
-        self._in = _EMPTY  # input from sample self._base on (context included)
+        # Input from sample self._base on (context included) is self._buf[self._lo:]; a
+        # buffer that grows by doubling and is compacted in place, so a push is one copy.
+        self._buf = np.zeros(2 * self._block, dtype=np.float32)
+        self._lo = 0
         self._base = 0
         self._n_in = 0  # samples pushed
         self._out = 0  # samples emitted
         self._measured = 0  # blocks measured
+        self._curve_block = -1  # the block whose gain curve (per sample) is in self._curve
+        self._curve = _EMPTY
         self._recent: deque[float] = deque()  # mean squares of the last blocks measured
         self._needs_upto = 0  # limiter needs are known for sub-blocks before this
         self._need_at: list[int] = []  # sub-blocks that need a gain reduction (sorted)
@@ -308,8 +315,8 @@ class LevelStage:
         s = self.settings
         seconds = self._block / self.rate
         while (self._measured + 1) * self._block <= self._n_in:
-            a = self._measured * self._block - self._base
-            spec = np.fft.rfft(self._in[a : a + self._block]).view(np.float64)  # re, im pairs
+            a = self._measured * self._block
+            spec = np.fft.rfft(self._span(a, a + self._block)).view(np.float64)  # re, im pairs
             self._recent.append(float(np.dot(spec * spec, self._weights)))
             if len(self._recent) == _GATE_BLOCKS:
                 # BS.1770's gating block: 400 ms (here a new one every 200 ms).
@@ -328,23 +335,32 @@ class LevelStage:
             self._knots_db.append(last + step)
             self._knots.append(10.0 ** ((last + step) / 20.0))
 
-    def _apply_gain(self, x: np.ndarray, a: int) -> np.ndarray:
-        """``x`` (samples from ``a`` on) times the loudness gain, block by block."""
+    def _apply_gain(self, a: int, b: int) -> np.ndarray:
+        """Input samples [a, b) times the loudness gain, block by block."""
         B = self._block
-        parts = []
-        pos, end = a, a + len(x)
-        while pos < end:
+        k = a // B
+        if b <= (k + 1) * B:  # within one block: most pushes
+            return self._span(a, b) * self._block_curve(k)[a - k * B : b - k * B]
+        y = np.empty(b - a, dtype=np.float32)
+        pos = a
+        while pos < b:
             k = pos // B
-            stop = min(end, (k + 1) * B)
-            g0, g1 = self._knots[k], self._knots[k + 1]
-            seg = x[pos - a : stop - a]
-            if g0 == g1:
-                parts.append(seg * np.float32(g0))
-            else:
-                r = self._ramp[pos - k * B : stop - k * B]
-                parts.append(seg * (np.float32(g0) + np.float32(g1 - g0) * r))
+            stop = min(b, (k + 1) * B)
+            curve = self._block_curve(k)[pos - k * B : stop - k * B]
+            np.multiply(self._span(pos, stop), curve, out=y[pos - a : stop - a])
             pos = stop
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return y
+
+    def _block_curve(self, k: int) -> np.ndarray:
+        """Block ``k``'s gain per sample (float32), a linear ramp from knot k to knot k + 1:
+        computed once per block, not per push (pushes of 40 ms slice it five times). Each
+        sample's gain is the same float32 expression whatever the slice, so chunking cannot
+        change it."""
+        if self._curve_block != k:
+            g0, g1 = self._knots[k], self._knots[k + 1]
+            self._curve = np.float32(g0) + np.float32(g1 - g0) * self._ramp
+            self._curve_block = k
+        return self._curve
 
     def _gain_at(self, positions: np.ndarray) -> np.ndarray:
         """The loudness gain (linear) at sample ``positions`` (knots and ramps as applied)."""
@@ -364,11 +380,15 @@ class LevelStage:
             return
         self._needs_upto = upto_sub
         a, b = first * sub, upto_sub * sub
-        x = self._window(a - _TP_TAPS, b + _TP_TAPS)
-        core = x[_TP_TAPS:-_TP_TAPS]
-        loudest = max(float(core.max(initial=0.0)), -float(core.min(initial=0.0)))
+        end = min(b, self._n_in)  # zeros after the last sample pushed
+        loudest = 0.0
+        if end > a:
+            mag = np.abs(self._span(a, end))
+            loudest = float(mag[mag.argmax()])  # argmax is SIMD in numpy, max is not (3x)
         if loudest * self._max_gain(a, b) <= self._candidate:
             return  # the usual case: nothing comes near the ceiling
+        x = self._window(a - _TP_TAPS, b + _TP_TAPS)
+        core = x[_TP_TAPS:-_TP_TAPS]
         # Per sub-block: its sample peak times the largest loudness gain over it.
         bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
         g = self._gain_at(bounds)
@@ -387,14 +407,17 @@ class LevelStage:
         """Largest 4x-interpolated value in each sub-block ``subs`` of ``x`` (which starts
         ``_TP_TAPS`` samples before the first sub-block, so every tap has its sample)."""
         sub, h = self._sub, _TP_TAPS // 2
-        n = sub + 1  # the intervals before, inside and after the sub-block's samples
         start = subs * sub + _TP_TAPS - h
-        segs = x[start[:, None] + np.arange(n + _TP_TAPS - 1)[None, :]].astype(np.float64)
-        interp = np.zeros((len(subs), n, _OVERSAMPLE))
-        # Tap by tap (elementwise, fixed order) rather than a matrix product, whose
-        # rounding may depend on the batch shape: the result must not depend on chunking.
-        for t in range(_TP_TAPS):
-            interp += segs[:, t : t + n, None] * self._tp[:, t]
+        # taps[t, s, i]: the sample under tap t for interval i of sub-block s (the intervals
+        # before, inside and after its samples), times each phase's tap t in one product.
+        taps = x[start[None, :, None] + self._tp_index[:, None, :]].astype(np.float64)
+        prods = taps[..., None] * self._tp.T[:, None, None, :]
+        interp = np.zeros(prods.shape[1:])
+        # Summed tap by tap (elementwise, fixed order) rather than by a matrix product or
+        # a reduction, whose rounding may depend on the batch shape: the result must not
+        # depend on chunking.
+        for p in prods:
+            interp += p
         return np.asarray(np.abs(interp).max(axis=(1, 2)))
 
     def _limiter(self, first: int, last: int) -> np.ndarray | None:
@@ -422,15 +445,30 @@ class LevelStage:
 
     # --- the stream ------------------------------------------------------------------
 
+    def _span(self, a: int, b: int) -> np.ndarray:
+        """Input samples [a, b), all held (a view of the buffer)."""
+        return self._buf[self._lo + a - self._base : self._lo + b - self._base]
+
     def _window(self, a: int, b: int) -> np.ndarray:
         """Input samples [a, b), zeros before the stream and after the last pushed."""
         lo, hi = max(a, self._base), min(b, self._n_in)
         if lo == a and hi == b:
-            return self._in[a - self._base : b - self._base]
+            return self._span(a, b)
         out = np.zeros(b - a, dtype=np.float32)
         if hi > lo:
-            out[lo - a : hi - a] = self._in[lo - self._base : hi - self._base]
+            out[lo - a : hi - a] = self._span(lo, hi)
         return out
+
+    def _append(self, x: np.ndarray) -> None:
+        held = self._n_in - self._base
+        end = self._lo + held
+        if end + len(x) > len(self._buf):
+            need = held + len(x)
+            buf = self._buf if 2 * need <= len(self._buf) else np.empty(2 * need, np.float32)
+            buf[:held] = self._buf[self._lo : end]  # numpy copies overlapping views safely
+            self._buf, self._lo, end = buf, 0, held
+        self._buf[end : end + len(x)] = x
+        self._n_in += len(x)
 
     def _emit(self, upto_sub: int) -> np.ndarray:
         sub = self._sub
@@ -439,8 +477,8 @@ class LevelStage:
             return _EMPTY
         self._find_needs(upto_sub + self._la + 2)
         a, b = self._out, min(upto_sub * sub, self._n_in)
-        y = self._apply_gain(self._in[a - self._base : b - self._base], a)
-        lim = self._limiter(first, upto_sub)
+        y = self._apply_gain(a, b)
+        lim = self._limiter(first, upto_sub) if self._need_at else None
         if lim is not None:
             pos = np.arange(a, b, dtype=np.float64)
             bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
@@ -448,9 +486,9 @@ class LevelStage:
         self._out = b
         keep = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
         if keep > self._base:
-            self._in = self._in[keep - self._base :]
+            self._lo += keep - self._base
             self._base = keep
-        old = bisect.bisect_left(self._need_at, first - self._rel - 2)
+        old = bisect.bisect_left(self._need_at, first - self._rel - 2) if self._need_at else 0
         if old:
             del self._need_at[:old], self._need_db[:old]
         return y
@@ -460,10 +498,9 @@ class LevelStage:
             raise RuntimeError("LevelStage.push after flush")
         if len(x) == 0:
             return _EMPTY
-        x = np.asarray(x, dtype=np.float32)
-        self._in = np.concatenate((self._in, x)) if len(self._in) else x.copy()
-        self._n_in += len(x)
-        self._measure()
+        self._append(np.asarray(x, dtype=np.float32))
+        if self._n_in >= (self._measured + 1) * self._block:
+            self._measure()
         if not self._knots:
             return _EMPTY  # still measuring the start of the utterance
         # A sub-block is ready once its look-ahead and true-peak context have arrived.
