@@ -127,6 +127,39 @@ def _true_peak_filter() -> np.ndarray:
     return phases
 
 
+@functools.lru_cache(maxsize=1)
+def _true_peak_by_tap() -> np.ndarray:
+    """The interpolator as [tap, phase, 1], so that its products broadcast over long rows."""
+    by_tap = _true_peak_filter().T[:, :, None].copy()
+    by_tap.setflags(write=False)
+    return by_tap
+
+
+@functools.lru_cache(maxsize=16)
+def _true_peak_index(sub: int) -> np.ndarray:
+    """Gather index of a sub-block's true-peak context: [t, i] = t + i (tap t, interval i)."""
+    index = np.arange(_TP_TAPS)[:, None] + np.arange(sub + 1)[None, :]
+    index.setflags(write=False)
+    return index
+
+
+@functools.lru_cache(maxsize=16)
+def _ramp(n: int) -> np.ndarray:
+    """0, 1/n, ..., (n-1)/n in float32: a block's position in its gain ramp."""
+    ramp = np.arange(n, dtype=np.float32) / np.float32(n)
+    ramp.setflags(write=False)
+    return ramp
+
+
+@functools.lru_cache(maxsize=16)
+def _limiter_kernel(la: int, rel: int) -> np.ndarray:
+    """Weight of a need at distance d (from -lookahead to +release) in the gain envelope."""
+    d = np.arange(-la, rel + 1, dtype=np.float64)
+    kernel = np.where(d < 0, 1.0 + d / (la + 1), 1.0 - d / (rel + 1))
+    kernel.setflags(write=False)
+    return kernel
+
+
 def telephone_loudness(x: np.ndarray, rate: int) -> float:
     """Integrated loudness of a whole signal as this stage measures it (LUFS): K-weighted
     in the telephone band, 400 ms gating blocks every 100 ms, BS.1770's two gates. For
@@ -256,17 +289,13 @@ class LevelStage:
         self._sub = max(_TP_TAPS, rate // 1000)  # limiter grid (holds the true-peak context)
         self._block = _BLOCK_MS * self._sub  # loudness block, a whole number of sub-blocks
         self._weights = _block_weights(rate, self._block)
-        self._ramp = (np.arange(self._block, dtype=np.float32) / np.float32(self._block))
+        self._ramp = _ramp(self._block)
         self._la = max(1, s.lookahead_ms)
         self._rel = max(1, s.release_ms)
         self._ceiling = 10.0 ** ((s.true_peak_dbtp - _TP_MARGIN_DB) / 20.0)
-        self._tp = _true_peak_filter()
-        # Gather index of the true-peak context: [t, i] = t + i (tap t, interval i).
-        self._tp_index = (np.arange(_TP_TAPS)[:, None] + np.arange(self._sub + 1)[None, :])
+        self._tp_index = _true_peak_index(self._sub)
         self._candidate = self._ceiling * 10.0 ** (-_TP_CANDIDATE_DB / 20.0)
-        # Weight of a need at distance d (from -lookahead to +release) in the gain envelope.
-        d = np.arange(-self._la, self._rel + 1, dtype=np.float64)
-        self._kernel = np.where(d < 0, 1.0 + d / (self._la + 1), 1.0 - d / (self._rel + 1))
+        self._kernel = _limiter_kernel(self._la, self._rel)
         self._clause = _Gated()
         self._hold_blocks = -(-max(0, s.first_gain_after_ms) // _BLOCK_MS)
         # Loudness gain at the start of each block, in dB and linear; block k ramps from
@@ -409,16 +438,16 @@ class LevelStage:
         sub, h = self._sub, _TP_TAPS // 2
         start = subs * sub + _TP_TAPS - h
         # taps[t, s, i]: the sample under tap t for interval i of sub-block s (the intervals
-        # before, inside and after its samples), times each phase's tap t in one product.
+        # before, inside and after its samples); times phase p's tap t: prods[t, p, (s, i)].
         taps = x[start[None, :, None] + self._tp_index[:, None, :]].astype(np.float64)
-        prods = taps[..., None] * self._tp.T[:, None, None, :]
-        interp = np.zeros(prods.shape[1:])
-        # Summed tap by tap (elementwise, fixed order) rather than by a matrix product or
-        # a reduction, whose rounding may depend on the batch shape: the result must not
+        prods = taps.reshape(_TP_TAPS, 1, -1) * _true_peak_by_tap()
+        # Summed tap by tap (elementwise, fixed order) rather than by a matrix product or a
+        # reduction, whose rounding may depend on the batch shape: the result must not
         # depend on chunking.
+        interp = np.zeros(prods.shape[1:])
         for p in prods:
             interp += p
-        return np.asarray(np.abs(interp).max(axis=(1, 2)))
+        return np.asarray(np.abs(interp).reshape(_OVERSAMPLE, len(subs), -1).max(axis=(0, 2)))
 
     def _limiter(self, first: int, last: int) -> np.ndarray | None:
         """Limiter gain (linear) at the sub-block boundaries first..last (inclusive); None
