@@ -391,10 +391,13 @@ class LevelStage:
             self._curve_block = k
         return self._curve
 
-    def _gain_at(self, positions: np.ndarray) -> np.ndarray:
-        """The loudness gain (linear) at sample ``positions`` (knots and ramps as applied)."""
-        knots = np.asarray(self._knots)
-        return np.interp(positions, np.arange(len(knots), dtype=np.float64) * self._block, knots)
+    def _gain_at(self, positions: np.ndarray, a: int, b: int) -> np.ndarray:
+        """The loudness gain (linear) at sample ``positions`` within [a, b] (knots and ramps
+        as applied; only the knots around them are handed to ``np.interp``)."""
+        k = a // self._block
+        knots = self._knots[k : b // self._block + 2]
+        xp = np.arange(k, k + len(knots), dtype=np.float64) * self._block
+        return np.interp(positions, xp, knots)
 
     def _max_gain(self, a: int, b: int) -> float:
         return max(self._knots[a // self._block : (b - 1) // self._block + 2])
@@ -420,7 +423,7 @@ class LevelStage:
         core = x[_TP_TAPS:-_TP_TAPS]
         # Per sub-block: its sample peak times the largest loudness gain over it.
         bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
-        g = self._gain_at(bounds)
+        g = self._gain_at(bounds, a, b)
         gain = np.maximum(g[:-1], g[1:])
         peaks = np.abs(core).reshape(-1, sub).max(axis=1) * gain
         near = np.nonzero(peaks > self._candidate)[0]
