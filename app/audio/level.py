@@ -305,10 +305,11 @@ class LevelStage:
         self._knots: list[float] = []
         if not self._hold_blocks:
             self._start(2)
-        # Input from sample self._base on (context included) is self._buf[self._lo:]; a
-        # buffer that grows by doubling and is compacted in place, so a push is one copy.
+        # Input samples from self._base on (context included) are held in self._buf, sample
+        # i at i + self._off; the buffer grows by doubling and is compacted in place, so a
+        # push is one copy.
         self._buf = np.zeros(2 * self._block, dtype=np.float32)
-        self._lo = 0
+        self._off = 0
         self._base = 0
         self._n_in = 0  # samples pushed
         self._out = 0  # samples emitted
@@ -369,7 +370,8 @@ class LevelStage:
         B = self._block
         k = a // B
         if b <= (k + 1) * B:  # within one block: most pushes
-            return self._span(a, b) * self._block_curve(k)[a - k * B : b - k * B]
+            curve = self._curve if k == self._curve_block else self._block_curve(k)
+            return self._buf[a + self._off : b + self._off] * curve[a - k * B : b - k * B]
         y = np.empty(b - a, dtype=np.float32)
         pos = a
         while pos < b:
@@ -399,9 +401,6 @@ class LevelStage:
         xp = np.arange(k, k + len(knots), dtype=np.float64) * self._block
         return np.interp(positions, xp, knots)
 
-    def _max_gain(self, a: int, b: int) -> float:
-        return max(self._knots[a // self._block : (b - 1) // self._block + 2])
-
     # --- limiter ---------------------------------------------------------------------
 
     def _find_needs(self, upto_sub: int) -> None:
@@ -415,9 +414,10 @@ class LevelStage:
         end = min(b, self._n_in)  # zeros after the last sample pushed
         loudest = 0.0
         if end > a:
-            mag = np.abs(self._span(a, end))
+            mag = np.abs(self._buf[a + self._off : end + self._off])
             loudest = float(mag[mag.argmax()])  # argmax is SIMD in numpy, max is not (3x)
-        if loudest * self._max_gain(a, b) <= self._candidate:
+        gain = max(self._knots[a // self._block : (b - 1) // self._block + 2])  # over [a, b)
+        if loudest * gain <= self._candidate:
             return  # the usual case: nothing comes near the ceiling
         x = self._window(a - _TP_TAPS, b + _TP_TAPS)
         core = x[_TP_TAPS:-_TP_TAPS]
@@ -479,7 +479,7 @@ class LevelStage:
 
     def _span(self, a: int, b: int) -> np.ndarray:
         """Input samples [a, b), all held (a view of the buffer)."""
-        return self._buf[self._lo + a - self._base : self._lo + b - self._base]
+        return self._buf[a + self._off : b + self._off]
 
     def _window(self, a: int, b: int) -> np.ndarray:
         """Input samples [a, b), zeros before the stream and after the last pushed."""
@@ -492,13 +492,13 @@ class LevelStage:
         return out
 
     def _append(self, x: np.ndarray) -> None:
-        held = self._n_in - self._base
-        end = self._lo + held
+        end = self._n_in + self._off
         if end + len(x) > len(self._buf):
+            held = self._n_in - self._base
             need = held + len(x)
             buf = self._buf if 2 * need <= len(self._buf) else np.empty(2 * need, np.float32)
-            buf[:held] = self._buf[self._lo : end]  # numpy copies overlapping views safely
-            self._buf, self._lo, end = buf, 0, held
+            buf[:held] = self._buf[end - held : end]  # numpy copies overlapping views safely
+            self._buf, self._off, end = buf, -self._base, held
         self._buf[end : end + len(x)] = x
         self._n_in += len(x)
 
@@ -516,10 +516,8 @@ class LevelStage:
             bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
             y = (y * np.interp(pos, bounds, lim)).astype(np.float32)
         self._out = b
-        keep = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
-        if keep > self._base:
-            self._lo += keep - self._base
-            self._base = keep
+        # Hold on to the true-peak context and the block being measured, no more.
+        self._base = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
         old = bisect.bisect_left(self._need_at, first - self._rel - 2) if self._need_at else 0
         if old:
             del self._need_at[:old], self._need_db[:old]
