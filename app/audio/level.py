@@ -416,8 +416,8 @@ class LevelStage:
         if end > a:
             mag = np.abs(self._buf[a + self._off : end + self._off])
             loudest = float(mag[mag.argmax()])  # argmax is SIMD in numpy, max is not (3x)
-        gain = max(self._knots[a // self._block : (b - 1) // self._block + 2])  # over [a, b)
-        if loudest * gain <= self._candidate:
+        top = max(self._knots[a // self._block : (b - 1) // self._block + 2])  # over [a, b)
+        if loudest * top <= self._candidate:
             return  # the usual case: nothing comes near the ceiling
         x = self._window(a - _TP_TAPS, b + _TP_TAPS)
         core = x[_TP_TAPS:-_TP_TAPS]
