@@ -274,7 +274,12 @@ def level_settings(streaming: str, target_lufs: float, true_peak_dbtp: float) ->
 
 
 class LevelStage:
-    """Gain to the loudness target, then the look-ahead limiter (push/flush, per utterance)."""
+    """Gain to the loudness target, then the look-ahead limiter (push/flush, per utterance).
+
+    It runs on every chunk of every call, so a push does little in numpy: one copy into the
+    input buffer, one peak over the newly final samples (the limiter's work only where it
+    comes near the ceiling) and one multiply by the block's gain curve; each 200 ms block
+    adds its FFT. See the pipeline benchmark for what that costs."""
 
     def __init__(
         self,
@@ -308,7 +313,7 @@ class LevelStage:
         # Input samples from self._base on (context included) are held in self._buf, sample
         # i at i + self._off; the buffer grows by doubling and is compacted in place, so a
         # push is one copy.
-        self._buf = np.zeros(2 * self._block, dtype=np.float32)
+        self._buf = np.zeros(4 * self._block, dtype=np.float32)
         self._off = 0
         self._base = 0
         self._n_in = 0  # samples pushed
