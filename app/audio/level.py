@@ -480,6 +480,21 @@ class LevelStage:
         # between boundaries then stays under both neighbours' needs.
         return np.asarray(10.0 ** (np.minimum(g[:-1], g[1:]) / 20.0))
 
+    def _apply_limiter(self, y: np.ndarray, a: int, first: int, lim: np.ndarray) -> None:
+        """``y`` (samples from ``a`` on) times the limiter's gain, interpolated between the
+        sub-block boundaries from ``first`` on, in place; only over the sub-blocks with a
+        boundary under unity (elsewhere the gain is exactly 1 and leaves samples as they are)."""
+        low = np.flatnonzero(lim < 1.0)
+        if not len(low):
+            return
+        sub = self._sub
+        i, j = max(int(low[0]) - 1, 0), min(int(low[-1]) + 1, len(lim) - 1)
+        pa, pb = max(a, (first + i) * sub), min(a + len(y), (first + j) * sub)
+        pos = np.arange(pa, pb, dtype=np.float64)
+        bounds = np.arange(first + i, first + j + 1, dtype=np.float64) * sub
+        gain = np.interp(pos, bounds, lim[i : j + 1])
+        y[pa - a : pb - a] = (y[pa - a : pb - a] * gain).astype(np.float32)
+
     # --- the stream ------------------------------------------------------------------
 
     def _span(self, a: int, b: int) -> np.ndarray:
@@ -517,9 +532,7 @@ class LevelStage:
         y = self._apply_gain(a, b)
         lim = self._limiter(first, upto_sub) if self._need_at else None
         if lim is not None:
-            pos = np.arange(a, b, dtype=np.float64)
-            bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
-            y = (y * np.interp(pos, bounds, lim)).astype(np.float32)
+            self._apply_limiter(y, a, first, lim)
         self._out = b
         # Hold on to the true-peak context and the block being measured, no more.
         self._base = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
