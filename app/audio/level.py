@@ -353,7 +353,8 @@ class LevelStage:
         while (self._measured + 1) * self._block <= self._n_in:
             a = self._measured * self._block
             spec = np.fft.rfft(self._span(a, a + self._block)).view(np.float64)  # re, im pairs
-            self._recent.append(float(np.dot(spec * spec, self._weights)))
+            np.multiply(spec, spec, out=spec)  # in place: no second 77 kB array per block
+            self._recent.append(float(np.dot(spec, self._weights)))
             if len(self._recent) == _GATE_BLOCKS:
                 # BS.1770's gating block: 400 ms (here a new one every 200 ms).
                 window = sum(self._recent) / _GATE_BLOCKS
