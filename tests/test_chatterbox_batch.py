@@ -143,6 +143,29 @@ def test_joining_and_leaving_mid_way_changes_nobody_elses_tokens(request, family
 
 
 @pytest.mark.chatterbox
+def test_history_grows_with_the_stream_not_to_its_limit(batch_turbo, monkeypatch) -> None:
+    """The repetition penalty reads every history column at every step: a long stream
+    (here a million tokens allowed) must not make everyone's step slow from its first
+    token, and widening the history on the way changes nobody's tokens."""
+    from app.engines.chatterbox import scheduler
+
+    engine = batch_turbo
+    specs = [(text, 50 + i) for i, text in enumerate(TEXTS[:3])]
+    alone = [run_alone(engine, t, s).tokens for t, s in specs]
+    monkeypatch.setattr(scheduler, "HISTORY_COLUMNS", 8)  # widened 8 -> 16 -> 32 -> 64
+    together = run_together(engine, specs)
+    assert [s.tokens for s in together] == alone and max(map(len, alone)) > 32
+    long = engine._scheduler.submit(request_for(engine, TEXTS[0], 5, fixed_tokens=1 << 20))
+    try:
+        assert long.wait_for(20)
+        width = engine._scheduler._history.shape[1]
+        assert width <= 64, width
+    finally:
+        long.cancel()
+        long.wait_for(1 << 30)
+
+
+@pytest.mark.chatterbox
 def test_a_cancelled_stream_gets_no_token_after_the_step_in_flight(batch_turbo) -> None:
     engine = batch_turbo
     sched = engine._scheduler

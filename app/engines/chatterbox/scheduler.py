@@ -39,6 +39,7 @@ from app.engines.chatterbox.batch_sampling import SPEECH_VOCAB, RowOptions, RowS
 from app.engines.chatterbox.tokens import Sampling
 
 log = logging.getLogger(__name__)
+HISTORY_COLUMNS = 64  # a stream's first history width; doubled as it grows
 
 
 @dataclass
@@ -253,7 +254,9 @@ class StepScheduler:
             self._kv = SlotCache(len(past.layers), layer.dtype, layer.device)
         self._kv.add(past)
         combined = self._combine(logits, [active])
-        hist = torch.full((1, max(limit + 2, 8)), self.t3.hp.start_speech_token,
+        # The history grows with the stream (``_widen``), not to its limit up front: the
+        # repetition penalty reads every column of every row at every step.
+        hist = torch.full((1, min(limit + 2, HISTORY_COLUMNS)), self.t3.hp.start_speech_token,
                           dtype=torch.long, device=combined.device)
         self._active.append(active)
         self._logits = combined if self._logits is None else torch.cat([self._logits, combined])
@@ -316,6 +319,7 @@ class StepScheduler:
         exhausted = (processed == -float("inf")).all(dim=-1).tolist() if self.turbo else None
         values = tokens.tolist()
         stop = self.t3.hp.stop_speech_token
+        self._widen(max(a.hist_len for a in self._active) + 1)
         ended: list[_Active] = []
         for i, (a, value) in enumerate(zip(self._active, values, strict=True)):
             if self.turbo and a.steps > 0 and exhausted is not None and exhausted[i]:
@@ -337,6 +341,14 @@ class StepScheduler:
                 ended.append(a)
         self._next = tokens
         return ended
+
+    def _widen(self, columns: int) -> None:
+        """Room for ``columns`` history ids per row, doubling (the new columns repeat each
+        row's first id, which the repetition penalty treats like the row's own history)."""
+        assert self._history is not None
+        width = self._history.shape[1]
+        if columns > width:
+            self._history = _pad_columns(self._history, max(2 * width, columns))
 
     def _forward(self) -> None:
         assert self._kv is not None
@@ -403,16 +415,17 @@ class StepScheduler:
             self._kv.keep([])
 
 
+def _pad_columns(history: torch.Tensor, width: int) -> torch.Tensor:
+    """``history`` widened to ``width`` columns, each row padded with its own first id."""
+    if history.shape[1] >= width:
+        return history
+    return torch.cat([history, history[:, :1].expand(-1, width - history.shape[1])], dim=1)
+
+
 def _cat_padded(history: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
     """Stack histories of different capacities, padding each row with its own first id."""
     width = max(history.shape[1], new.shape[1])
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        if t.shape[1] == width:
-            return t
-        return torch.cat([t, t[:, :1].expand(-1, width - t.shape[1])], dim=1)
-
-    return torch.cat([pad(history), pad(new)])
+    return torch.cat([_pad_columns(history, width), _pad_columns(new, width)])
 
 
 class AttentionSpy:
