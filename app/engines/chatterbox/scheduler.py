@@ -79,8 +79,14 @@ class _Joiner:
 class StepScheduler:
     """Owns the token loop of one T3 model for every stream (see the module docstring)."""
 
-    def __init__(self, t3: Any, family: str, spy: Any = None) -> None:
+    def __init__(self, t3: Any, family: str, spy: Any = None,
+                 yield_to_prefill: bool | None = None) -> None:
         self.t3 = t3
+        # On a CPU the prefill and the step share the same cores: running both at once only
+        # makes the joiner's prefill slower, so the loop waits for a running prefill at the
+        # next step boundary. On a GPU the two overlap (launch overhead, other kernels).
+        self.yield_to_prefill = (t3.device.type == "cpu" if yield_to_prefill is None
+                                 else yield_to_prefill)
         self.turbo = family in ("turbo", "nano")
         self.spy = spy
         self._kv: SlotCache | None = None
@@ -145,8 +151,11 @@ class StepScheduler:
         inline = len(self._threads) == 1  # no prefill thread: joins are prefilled here
 
         def due() -> bool:
-            return bool(self._closed or self._ready or self._active
-                        or (inline and self._pending))
+            if self._closed or self._ready:
+                return True
+            if self.yield_to_prefill and self._preparing:
+                return False
+            return bool(self._active or (inline and self._pending))
 
         while True:
             with self._cond:
@@ -203,7 +212,7 @@ class StepScheduler:
                 self._preparing -= 1
                 if joiner is not None:
                     self._ready.append(joiner)
-                    self._cond.notify_all()
+                self._cond.notify_all()
 
     def _prepare(self, stream: TokenStream) -> _Joiner | None:
         """Prefill one stream and draw its first token; None if it already ended."""
