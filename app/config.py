@@ -302,6 +302,12 @@ class Settings(BaseSettings):
     true_peak_dbtp: float = Field(
         -1.0, ge=-12.0, le=0.0, description="Ceiling of the level stage's limiter, in dBTP."
     )
+    engine_loudness_lufs: float | None = Field(
+        None, ge=-60.0, le=0.0,
+        description="The running engine's typical loudness, the level stage's prior before a "
+        "reply has been measured; empty: the engine's own calibration (Chatterbox has none "
+        "yet: run benchmarks/loudness.py --chatterbox on real weights and set it here).",
+    )
 
     # --- text ---
     text_normalization: bool = Field(

@@ -123,8 +123,10 @@ class Runtime:
         )
 
     def loudness_tracker(self) -> LoudnessTracker:
-        """A reply's loudness estimate, seeded by the engine's calibrated level."""
-        return LoudnessTracker(self.engine.capabilities.loudness_lufs or DEFAULT_LOUDNESS_LUFS)
+        """A reply's loudness estimate, seeded by the engine's calibrated level
+        (``ENGINE_LOUDNESS_LUFS`` overrides it)."""
+        prior = self.settings.engine_loudness_lufs or self.engine.capabilities.loudness_lufs
+        return LoudnessTracker(prior or DEFAULT_LOUDNESS_LUFS)
 
     def level_stage(self, loudness: LoudnessTracker | None = None) -> LevelStage | None:
         settings, engine = self.settings, self.engine

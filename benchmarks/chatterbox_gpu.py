@@ -89,6 +89,8 @@ async def bench_family(family: str, ckpt: Path | None, args: argparse.Namespace)
         _env_file=None, chatterbox_model=family, chatterbox_ckpt_dir=ckpt,
         chatterbox_device=args.device, watermark=not args.no_watermark,
         max_concurrent_streams=max(args.concurrency, 1),
+        # Admit the streams it measures; a budget measured at load would follow the machine.
+        chatterbox_stream_budget=max(args.concurrency, 1),
     )
     engine = ChatterboxEngine(settings)
     t0 = time.perf_counter()

@@ -1,6 +1,9 @@
 """Loudness per engine, and what the level stage makes of a reply.
 
 Run: ``.venv/bin/python benchmarks/loudness.py`` (Piper is skipped when not installed).
+On a machine with Chatterbox weights (a GPU box): ``CHATTERBOX_MODEL=turbo .venv/bin/python
+benchmarks/loudness.py --chatterbox`` adds the Chatterbox engine as the environment
+configures it; its ``calibration.telephone_lufs`` is the value for ``ENGINE_LOUDNESS_LUFS``.
 
 1. Calibration: each engine's typical loudness over a set of agent sentences, as the level
    stage measures it (``telephone_loudness``: K-weighted in the telephone band) and as
@@ -39,6 +42,7 @@ from app.audio.pipeline import AudioPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.engines.base import AudioChunk, Engine, SynthesisParams  # noqa: E402
 from app.engines.piper import PiperEngine, installed  # noqa: E402
+from app.engines.registry import build_engine  # noqa: E402
 from app.engines.synthetic import SyntheticEngine  # noqa: E402
 from app.presets import get_preset  # noqa: E402
 from app.text.normalize import normalize  # noqa: E402
@@ -115,6 +119,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     engines: list[Engine] = [SyntheticEngine(settings)]
     if installed():
         engines.append(PiperEngine(Settings(tts_engine="piper")))
+    if args.chatterbox:  # checkpoints, device and family from the environment (.env)
+        engines.append(build_engine("chatterbox", Settings(tts_engine="chatterbox")))
     out: dict[str, object] = {"target_lufs": args.target, "reply": REPLY}
     for engine in engines:
         await engine.load()
@@ -133,6 +139,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", type=float, default=-20.0)
+    ap.add_argument("--chatterbox", action="store_true",
+                    help="also measure Chatterbox (needs its weights: a GPU machine)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results/loudness.json")
     args = ap.parse_args()
     results = asyncio.run(main_async(args))

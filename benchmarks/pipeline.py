@@ -189,16 +189,17 @@ def costs_ms_per_s(
     utts_chunks: list[list[np.ndarray]],
     audio_s: float,
     repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[list[float]]:
-    """Wall ms per audio-second of each chain, per repeat; the chains take turns within a
-    repeat so that a noisy neighbour slows both alike."""
+    """Wall ms (or ``clock``'s) per audio-second of each chain, per repeat; the chains take
+    turns within a repeat so that a noisy neighbour slows both alike."""
     runs: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, out in zip(fns, runs, strict=True):
-            t0 = time.perf_counter()
+            t0 = clock()
             for chunks in utts_chunks:
                 fn(chunks)
-            out.append((time.perf_counter() - t0) * 1000.0 / audio_s)
+            out.append((clock() - t0) * 1000.0 / audio_s)
     return runs
 
 
@@ -352,6 +353,15 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
         audio_s,
         args.repeats,
     )
+    # The level stage's cost again in this thread's CPU time: on a shared machine the wall
+    # clock also counts other processes' turns, which swamp a difference this small.
+    cpu_runs, cpu_level_runs = costs_ms_per_s(
+        [lambda c: ours(c, rate, max_overlap), lambda c: ours(c, rate, max_overlap, level=True)],
+        chunked,
+        audio_s,
+        args.repeats,
+        clock=time.thread_time,
+    )
 
     stages: dict[str, float] = {}
     for c in chunked:
@@ -392,6 +402,11 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
             statistics.median(lv - o for lv, o in zip(level_runs, our_runs, strict=True)), 4
         ),
         "level_stage_ms_per_audio_s": round(stages["level_ms"] / audio_s, 4),
+        "ours_cpu_ms_per_audio_s": round(statistics.median(cpu_runs), 4),
+        "level_extra_cpu_ms_per_audio_s": round(
+            statistics.median(lv - o for lv, o in zip(cpu_level_runs, cpu_runs, strict=True)), 4
+        ),
+        "level_extra_cpu_min_ms_per_audio_s": round(min(cpu_level_runs) - min(cpu_runs), 4),
         "level_chunk_invariant": level_identical,
         "naive_ms_per_audio_s": round(n, 4),
         "naive_min_ms_per_audio_s": round(min(naive_runs), 4),
@@ -490,6 +505,9 @@ def main() -> None:
             f"{row['ours_with_level_ms_per_audio_s']:.3f} ms/s, extra "
             f"{row['level_extra_ms_per_audio_s']:.3f} ms/s (median of per-repeat "
             f"differences), stage timer {row['level_stage_ms_per_audio_s']:.3f} ms/s; "
+            f"CPU time: extra {row['level_extra_cpu_ms_per_audio_s']:.3f} ms/s (min "
+            f"{row['level_extra_cpu_min_ms_per_audio_s']:.3f}) on a chain of "
+            f"{row['ours_cpu_ms_per_audio_s']:.3f}; "
             f"chunk-invariant: {row['level_chunk_invariant']}"
         )
 

@@ -74,6 +74,8 @@ def tiny_multilingual_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_engine(family: str, ckpt: Path, **overrides: object):
     from app.engines.chatterbox import ChatterboxEngine
 
+    # A fixed budget: measured at load, capacity would follow this machine's speed.
+    overrides.setdefault("chatterbox_stream_budget", 8)
     settings = Settings(
         _env_file=None, chatterbox_model=family, chatterbox_ckpt_dir=ckpt,
         chatterbox_device="cpu", **overrides,

@@ -143,6 +143,68 @@ def test_joining_and_leaving_mid_way_changes_nobody_elses_tokens(request, family
 
 
 @pytest.mark.chatterbox
+def test_history_grows_with_the_stream_not_to_its_limit(batch_turbo, monkeypatch) -> None:
+    """The repetition penalty reads every history column at every step: a long stream
+    (here a million tokens allowed) must not make everyone's step slow from its first
+    token, and widening the history on the way changes nobody's tokens."""
+    from app.engines.chatterbox import scheduler
+
+    engine = batch_turbo
+    specs = [(text, 50 + i) for i, text in enumerate(TEXTS[:3])]
+    alone = [run_alone(engine, t, s).tokens for t, s in specs]
+    monkeypatch.setattr(scheduler, "HISTORY_COLUMNS", 8)  # widened 8 -> 16 -> 32 -> 64
+    together = run_together(engine, specs)
+    assert [s.tokens for s in together] == alone and max(map(len, alone)) > 32
+    long = engine._scheduler.submit(request_for(engine, TEXTS[0], 5, fixed_tokens=1 << 20))
+    try:
+        assert long.wait_for(20)
+        width = engine._scheduler._history.shape[1]
+        assert width <= 64, width
+    finally:
+        long.cancel()
+        long.wait_for(1 << 30)
+
+
+@pytest.mark.chatterbox
+def test_a_joiner_gets_its_first_token_while_the_batch_step_is_in_flight(batch_turbo) -> None:
+    """The joiner's prefill and first draw run beside the token loop: here the running
+    stream's step is held until the joiner has its first token (on the old design, where
+    the loop prefilled joiners between steps, this waited forever)."""
+    engine = batch_turbo
+    sched = engine._scheduler
+    running = sched.submit(request_for(engine, TEXTS[0], 61, fixed_tokens=1 << 20))
+    assert running.wait_for(3)
+    joiner_first = threading.Event()
+    holding = threading.Event()
+    held: list[bool] = []
+
+    def hold_the_step(module: object, args: object, kwargs: dict) -> None:
+        embeds = kwargs.get("inputs_embeds")
+        on_loop = threading.current_thread().name == "chatterbox-steps"
+        if on_loop and embeds is not None and embeds.shape[1] == 1 and not holding.is_set():
+            holding.set()
+            held.append(joiner_first.wait(timeout=60))
+
+    handle = engine._model.t3.tfmr.register_forward_pre_hook(hold_the_step, with_kwargs=True)
+    try:
+        assert holding.wait(timeout=60)  # the running stream's step is in flight, held
+        joiner = sched.submit(request_for(engine, TEXTS[1], 62))
+        assert joiner.wait_for(1, timeout=60)
+        joiner_first.set()
+        for _ in range(600):
+            if held:
+                break
+            time.sleep(0.1)
+    finally:
+        joiner_first.set()
+        handle.remove()
+        running.cancel()
+    assert held == [True]  # released by the joiner's first token, not by the timeout
+    joiner.wait_for(1 << 30)
+    assert joiner.tokens == run_alone(engine, TEXTS[1], 62).tokens
+
+
+@pytest.mark.chatterbox
 def test_a_cancelled_stream_gets_no_token_after_the_step_in_flight(batch_turbo) -> None:
     engine = batch_turbo
     sched = engine._scheduler

@@ -81,6 +81,21 @@ def test_bfloat16_backbone_runs_on_cpu(tiny_turbo_dir) -> None:  # noqa: F811
 
 
 @pytest.mark.chatterbox
+def test_budget_measured_at_load_comes_from_the_step_times(tiny_turbo_dir) -> None:  # noqa: F811
+    """With ``CHATTERBOX_STREAM_BUDGET=0`` the engine probes its own scheduler at load; the
+    figure depends on this machine's speed, so only its shape and bounds are checked."""
+    engine = make_engine("turbo", tiny_turbo_dir, chatterbox_stream_budget=0,
+                         max_concurrent_streams=2, watermark=False)
+    try:
+        budget = engine.stats()["budget"]
+        assert budget["source"] == "measured at load" and budget["step_ms"]["1"] > 0
+        assert 1 <= budget["streams"] == engine.capacity <= 2
+        assert fit({int(n): ms / 1000 for n, ms in budget["step_ms"].items()}) == budget["streams"]
+    finally:
+        asyncio.run(engine.aclose())
+
+
+@pytest.mark.chatterbox
 def test_capacity_benchmark_reports_both_modes(tiny_turbo_dir, tmp_path) -> None:  # noqa: F811
     bench = load_bench("chatterbox_capacity")
     out = tmp_path / "capacity.json"

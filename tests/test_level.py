@@ -84,6 +84,15 @@ def test_output_does_not_depend_on_chunk_boundaries(name, sizes):
     assert np.array_equal(whole, pieces)
 
 
+@pytest.mark.parametrize("sizes", [[480, 100_000], [7, 30_000, 1, 960], [24_000, 13, 24_000]])
+def test_pushes_far_larger_than_the_last_do_not_change_the_output(sizes):
+    # A sentence engine's whole clause after a token engine's small chunks: the input buffer
+    # grows (and is compacted) mid-stream with samples still held for the look-ahead.
+    x = SIGNALS["speech+12dB"]
+    whole = _run(LevelStage(RATE, prior_lufs=-23), x, [])
+    assert np.array_equal(_run(LevelStage(RATE, prior_lufs=-23), x, sizes), whole)
+
+
 @pytest.mark.parametrize("name", sorted(_loud_signals()))
 @pytest.mark.parametrize("ceiling", [-1.0, -3.0])
 def test_true_peak_stays_under_the_ceiling(name, ceiling):

@@ -22,7 +22,7 @@ from app.engines.piper import PiperEngine, installed
 from app.engines.synthetic import SyntheticEngine
 from app.presets import get_preset
 from app.text.normalize import normalize
-from tests.servers import make_settings
+from tests.servers import live_server, make_settings
 
 REPLY = [
     "Okay.",
@@ -83,3 +83,14 @@ def test_without_the_level_stage_the_synthetic_engine_is_far_off_target() -> Non
     meter = pyln.Meter(8000)
     whole = meter.integrated_loudness(np.concatenate(clauses).astype(np.float64) / 32768)
     assert whole - TARGET > 4.0
+
+
+
+def test_engine_loudness_setting_replaces_the_engines_calibration() -> None:
+    """ENGINE_LOUDNESS_LUFS seeds every reply's tracker, so an engine with no calibration
+    yet (Chatterbox) gets its measured level without a code change."""
+    with live_server(make_settings()) as s:
+        declared = s.runtime.engine.capabilities.loudness_lufs
+        assert s.runtime.loudness_tracker().lufs == pytest.approx(declared)
+    with live_server(make_settings(engine_loudness_lufs=-31.5)) as s:
+        assert s.runtime.loudness_tracker().lufs == pytest.approx(-31.5)

@@ -56,6 +56,7 @@ _TP_CANDIDATE_DB = 2.0  # a true peak this far over the sample peak: near-Nyquis
 _TP_MARGIN_DB = 0.7  # internal ceiling under the setting: interpolator and ramp error
 _OVERSAMPLE = 4
 _TP_TAPS = 16  # per phase
+_TP_BATCH = 8  # sub-blocks interpolated at once (products of 100 kB at 24 kHz)
 _TELEPHONE_BAND_HZ = 4000.0
 
 
@@ -125,6 +126,39 @@ def _true_peak_filter() -> np.ndarray:
     phases /= phases.sum(axis=1, keepdims=True)
     phases.setflags(write=False)
     return phases
+
+
+@functools.lru_cache(maxsize=1)
+def _true_peak_by_tap() -> np.ndarray:
+    """The interpolator as [tap, phase, 1], so that its products broadcast over long rows."""
+    by_tap = _true_peak_filter().T[:, :, None].copy()
+    by_tap.setflags(write=False)
+    return by_tap
+
+
+@functools.lru_cache(maxsize=16)
+def _true_peak_index(sub: int) -> np.ndarray:
+    """Gather index of a sub-block's true-peak context: [t, i] = t + i (tap t, interval i)."""
+    index = np.arange(_TP_TAPS)[:, None] + np.arange(sub + 1)[None, :]
+    index.setflags(write=False)
+    return index
+
+
+@functools.lru_cache(maxsize=16)
+def _ramp(n: int) -> np.ndarray:
+    """0, 1/n, ..., (n-1)/n in float32: a block's position in its gain ramp."""
+    ramp = np.arange(n, dtype=np.float32) / np.float32(n)
+    ramp.setflags(write=False)
+    return ramp
+
+
+@functools.lru_cache(maxsize=16)
+def _limiter_kernel(la: int, rel: int) -> np.ndarray:
+    """Weight of a need at distance d (from -lookahead to +release) in the gain envelope."""
+    d = np.arange(-la, rel + 1, dtype=np.float64)
+    kernel = np.where(d < 0, 1.0 + d / (la + 1), 1.0 - d / (rel + 1))
+    kernel.setflags(write=False)
+    return kernel
 
 
 def telephone_loudness(x: np.ndarray, rate: int) -> float:
@@ -241,7 +275,12 @@ def level_settings(streaming: str, target_lufs: float, true_peak_dbtp: float) ->
 
 
 class LevelStage:
-    """Gain to the loudness target, then the look-ahead limiter (push/flush, per utterance)."""
+    """Gain to the loudness target, then the look-ahead limiter (push/flush, per utterance).
+
+    It runs on every chunk of every call, so a push does little in numpy: one copy into the
+    input buffer, one peak over the newly final samples (the limiter's work only where it
+    comes near the ceiling) and one multiply by the block's gain curve; each 200 ms block
+    adds its FFT. See the pipeline benchmark for what that costs."""
 
     def __init__(
         self,
@@ -256,15 +295,13 @@ class LevelStage:
         self._sub = max(_TP_TAPS, rate // 1000)  # limiter grid (holds the true-peak context)
         self._block = _BLOCK_MS * self._sub  # loudness block, a whole number of sub-blocks
         self._weights = _block_weights(rate, self._block)
-        self._ramp = (np.arange(self._block, dtype=np.float32) / np.float32(self._block))
+        self._ramp = _ramp(self._block)
         self._la = max(1, s.lookahead_ms)
         self._rel = max(1, s.release_ms)
         self._ceiling = 10.0 ** ((s.true_peak_dbtp - _TP_MARGIN_DB) / 20.0)
-        self._tp = _true_peak_filter()
+        self._tp_index = _true_peak_index(self._sub)
         self._candidate = self._ceiling * 10.0 ** (-_TP_CANDIDATE_DB / 20.0)
-        # Weight of a need at distance d (from -lookahead to +release) in the gain envelope.
-        d = np.arange(-self._la, self._rel + 1, dtype=np.float64)
-        self._kernel = np.where(d < 0, 1.0 + d / (self._la + 1), 1.0 - d / (self._rel + 1))
+        self._kernel = _limiter_kernel(self._la, self._rel)
         self._clause = _Gated()
         self._hold_blocks = -(-max(0, s.first_gain_after_ms) // _BLOCK_MS)
         # Loudness gain at the start of each block, in dB and linear; block k ramps from
@@ -274,11 +311,17 @@ class LevelStage:
         self._knots: list[float] = []
         if not self._hold_blocks:
             self._start(2)
-        self._in = _EMPTY  # input from sample self._base on (context included)
+        # Input samples from self._base on (context included) are held in self._buf, sample
+        # i at i + self._off; the buffer grows by doubling and is compacted in place, so a
+        # push is one copy.
+        self._buf = np.zeros(4 * self._block, dtype=np.float32)
+        self._off = 0
         self._base = 0
         self._n_in = 0  # samples pushed
         self._out = 0  # samples emitted
         self._measured = 0  # blocks measured
+        self._curve_block = -1  # the block whose gain curve (per sample) is in self._curve
+        self._curve = _EMPTY
         self._recent: deque[float] = deque()  # mean squares of the last blocks measured
         self._needs_upto = 0  # limiter needs are known for sub-blocks before this
         self._need_at: list[int] = []  # sub-blocks that need a gain reduction (sorted)
@@ -308,9 +351,10 @@ class LevelStage:
         s = self.settings
         seconds = self._block / self.rate
         while (self._measured + 1) * self._block <= self._n_in:
-            a = self._measured * self._block - self._base
-            spec = np.fft.rfft(self._in[a : a + self._block]).view(np.float64)  # re, im pairs
-            self._recent.append(float(np.dot(spec * spec, self._weights)))
+            a = self._measured * self._block
+            spec = np.fft.rfft(self._span(a, a + self._block)).view(np.float64)  # re, im pairs
+            np.multiply(spec, spec, out=spec)  # in place: no second 77 kB array per block
+            self._recent.append(float(np.dot(spec, self._weights)))
             if len(self._recent) == _GATE_BLOCKS:
                 # BS.1770's gating block: 400 ms (here a new one every 200 ms).
                 window = sum(self._recent) / _GATE_BLOCKS
@@ -328,31 +372,41 @@ class LevelStage:
             self._knots_db.append(last + step)
             self._knots.append(10.0 ** ((last + step) / 20.0))
 
-    def _apply_gain(self, x: np.ndarray, a: int) -> np.ndarray:
-        """``x`` (samples from ``a`` on) times the loudness gain, block by block."""
+    def _apply_gain(self, a: int, b: int) -> np.ndarray:
+        """Input samples [a, b) times the loudness gain, block by block."""
         B = self._block
-        parts = []
-        pos, end = a, a + len(x)
-        while pos < end:
+        k = a // B
+        if b <= (k + 1) * B:  # within one block: most pushes
+            curve = self._curve if k == self._curve_block else self._block_curve(k)
+            return self._buf[a + self._off : b + self._off] * curve[a - k * B : b - k * B]
+        y = np.empty(b - a, dtype=np.float32)
+        pos = a
+        while pos < b:
             k = pos // B
-            stop = min(end, (k + 1) * B)
-            g0, g1 = self._knots[k], self._knots[k + 1]
-            seg = x[pos - a : stop - a]
-            if g0 == g1:
-                parts.append(seg * np.float32(g0))
-            else:
-                r = self._ramp[pos - k * B : stop - k * B]
-                parts.append(seg * (np.float32(g0) + np.float32(g1 - g0) * r))
+            stop = min(b, (k + 1) * B)
+            curve = self._block_curve(k)[pos - k * B : stop - k * B]
+            np.multiply(self._span(pos, stop), curve, out=y[pos - a : stop - a])
             pos = stop
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return y
 
-    def _gain_at(self, positions: np.ndarray) -> np.ndarray:
-        """The loudness gain (linear) at sample ``positions`` (knots and ramps as applied)."""
-        knots = np.asarray(self._knots)
-        return np.interp(positions, np.arange(len(knots), dtype=np.float64) * self._block, knots)
+    def _block_curve(self, k: int) -> np.ndarray:
+        """Block ``k``'s gain per sample (float32), a linear ramp from knot k to knot k + 1:
+        computed once per block, not per push (pushes of 40 ms slice it five times). Each
+        sample's gain is the same float32 expression whatever the slice, so chunking cannot
+        change it."""
+        if self._curve_block != k:
+            g0, g1 = self._knots[k], self._knots[k + 1]
+            self._curve = np.float32(g0) + np.float32(g1 - g0) * self._ramp
+            self._curve_block = k
+        return self._curve
 
-    def _max_gain(self, a: int, b: int) -> float:
-        return max(self._knots[a // self._block : (b - 1) // self._block + 2])
+    def _gain_at(self, positions: np.ndarray, a: int, b: int) -> np.ndarray:
+        """The loudness gain (linear) at sample ``positions`` within [a, b] (knots and ramps
+        as applied; only the knots around them are handed to ``np.interp``)."""
+        k = a // self._block
+        knots = self._knots[k : b // self._block + 2]
+        xp = np.arange(k, k + len(knots), dtype=np.float64) * self._block
+        return np.interp(positions, xp, knots)
 
     # --- limiter ---------------------------------------------------------------------
 
@@ -364,14 +418,19 @@ class LevelStage:
             return
         self._needs_upto = upto_sub
         a, b = first * sub, upto_sub * sub
+        end = min(b, self._n_in)  # zeros after the last sample pushed
+        loudest = 0.0
+        if end > a:
+            mag = np.abs(self._buf[a + self._off : end + self._off])
+            loudest = float(mag[mag.argmax()])  # argmax is SIMD in numpy, max is not (3x)
+        top = max(self._knots[a // self._block : (b - 1) // self._block + 2])  # over [a, b)
+        if loudest * top <= self._candidate:
+            return  # the usual case: nothing comes near the ceiling
         x = self._window(a - _TP_TAPS, b + _TP_TAPS)
         core = x[_TP_TAPS:-_TP_TAPS]
-        loudest = max(float(core.max(initial=0.0)), -float(core.min(initial=0.0)))
-        if loudest * self._max_gain(a, b) <= self._candidate:
-            return  # the usual case: nothing comes near the ceiling
         # Per sub-block: its sample peak times the largest loudness gain over it.
         bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
-        g = self._gain_at(bounds)
+        g = self._gain_at(bounds, a, b)
         gain = np.maximum(g[:-1], g[1:])
         peaks = np.abs(core).reshape(-1, sub).max(axis=1) * gain
         near = np.nonzero(peaks > self._candidate)[0]
@@ -386,16 +445,23 @@ class LevelStage:
     def _true_peaks(self, x: np.ndarray, subs: np.ndarray) -> np.ndarray:
         """Largest 4x-interpolated value in each sub-block ``subs`` of ``x`` (which starts
         ``_TP_TAPS`` samples before the first sub-block, so every tap has its sample)."""
+        if len(subs) > _TP_BATCH:  # a long push: batches whose products stay in cache
+            parts = [self._true_peaks(x, subs[i : i + _TP_BATCH])
+                     for i in range(0, len(subs), _TP_BATCH)]
+            return np.concatenate(parts)
         sub, h = self._sub, _TP_TAPS // 2
-        n = sub + 1  # the intervals before, inside and after the sub-block's samples
         start = subs * sub + _TP_TAPS - h
-        segs = x[start[:, None] + np.arange(n + _TP_TAPS - 1)[None, :]].astype(np.float64)
-        interp = np.zeros((len(subs), n, _OVERSAMPLE))
-        # Tap by tap (elementwise, fixed order) rather than a matrix product, whose
-        # rounding may depend on the batch shape: the result must not depend on chunking.
-        for t in range(_TP_TAPS):
-            interp += segs[:, t : t + n, None] * self._tp[:, t]
-        return np.asarray(np.abs(interp).max(axis=(1, 2)))
+        # taps[t, s, i]: the sample under tap t for interval i of sub-block s (the intervals
+        # before, inside and after its samples); times phase p's tap t: prods[t, p, (s, i)].
+        taps = x[start[None, :, None] + self._tp_index[:, None, :]].astype(np.float64)
+        prods = taps.reshape(_TP_TAPS, 1, -1) * _true_peak_by_tap()
+        # Summed tap by tap (elementwise, fixed order) rather than by a matrix product or a
+        # reduction, whose rounding may depend on the batch shape: the result must not
+        # depend on chunking.
+        interp = np.zeros(prods.shape[1:])
+        for p in prods:
+            interp += p
+        return np.asarray(np.abs(interp).reshape(_OVERSAMPLE, len(subs), -1).max(axis=(0, 2)))
 
     def _limiter(self, first: int, last: int) -> np.ndarray | None:
         """Limiter gain (linear) at the sub-block boundaries first..last (inclusive); None
@@ -420,17 +486,47 @@ class LevelStage:
         # between boundaries then stays under both neighbours' needs.
         return np.asarray(10.0 ** (np.minimum(g[:-1], g[1:]) / 20.0))
 
+    def _apply_limiter(self, y: np.ndarray, a: int, first: int, lim: np.ndarray) -> None:
+        """``y`` (samples from ``a`` on) times the limiter's gain, interpolated between the
+        sub-block boundaries from ``first`` on, in place; only over the sub-blocks with a
+        boundary under unity (elsewhere the gain is exactly 1 and leaves samples as they are)."""
+        low = np.flatnonzero(lim < 1.0)
+        if not len(low):
+            return
+        sub = self._sub
+        i, j = max(int(low[0]) - 1, 0), min(int(low[-1]) + 1, len(lim) - 1)
+        pa, pb = max(a, (first + i) * sub), min(a + len(y), (first + j) * sub)
+        pos = np.arange(pa, pb, dtype=np.float64)
+        bounds = np.arange(first + i, first + j + 1, dtype=np.float64) * sub
+        gain = np.interp(pos, bounds, lim[i : j + 1])
+        y[pa - a : pb - a] = (y[pa - a : pb - a] * gain).astype(np.float32)
+
     # --- the stream ------------------------------------------------------------------
+
+    def _span(self, a: int, b: int) -> np.ndarray:
+        """Input samples [a, b), all held (a view of the buffer)."""
+        return self._buf[a + self._off : b + self._off]
 
     def _window(self, a: int, b: int) -> np.ndarray:
         """Input samples [a, b), zeros before the stream and after the last pushed."""
         lo, hi = max(a, self._base), min(b, self._n_in)
         if lo == a and hi == b:
-            return self._in[a - self._base : b - self._base]
+            return self._span(a, b)
         out = np.zeros(b - a, dtype=np.float32)
         if hi > lo:
-            out[lo - a : hi - a] = self._in[lo - self._base : hi - self._base]
+            out[lo - a : hi - a] = self._span(lo, hi)
         return out
+
+    def _append(self, x: np.ndarray) -> None:
+        end = self._n_in + self._off
+        if end + len(x) > len(self._buf):
+            held = self._n_in - self._base
+            need = held + len(x)
+            buf = self._buf if 2 * need <= len(self._buf) else np.empty(2 * need, np.float32)
+            buf[:held] = self._buf[end - held : end]  # numpy copies overlapping views safely
+            self._buf, self._off, end = buf, -self._base, held
+        self._buf[end : end + len(x)] = x
+        self._n_in += len(x)
 
     def _emit(self, upto_sub: int) -> np.ndarray:
         sub = self._sub
@@ -439,18 +535,14 @@ class LevelStage:
             return _EMPTY
         self._find_needs(upto_sub + self._la + 2)
         a, b = self._out, min(upto_sub * sub, self._n_in)
-        y = self._apply_gain(self._in[a - self._base : b - self._base], a)
-        lim = self._limiter(first, upto_sub)
+        y = self._apply_gain(a, b)
+        lim = self._limiter(first, upto_sub) if self._need_at else None
         if lim is not None:
-            pos = np.arange(a, b, dtype=np.float64)
-            bounds = np.arange(first, upto_sub + 1, dtype=np.float64) * sub
-            y = (y * np.interp(pos, bounds, lim)).astype(np.float32)
+            self._apply_limiter(y, a, first, lim)
         self._out = b
-        keep = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
-        if keep > self._base:
-            self._in = self._in[keep - self._base :]
-            self._base = keep
-        old = bisect.bisect_left(self._need_at, first - self._rel - 2)
+        # Hold on to the true-peak context and the block being measured, no more.
+        self._base = max(self._base, min(b - _TP_TAPS, self._measured * self._block))
+        old = bisect.bisect_left(self._need_at, first - self._rel - 2) if self._need_at else 0
         if old:
             del self._need_at[:old], self._need_db[:old]
         return y
@@ -460,10 +552,9 @@ class LevelStage:
             raise RuntimeError("LevelStage.push after flush")
         if len(x) == 0:
             return _EMPTY
-        x = np.asarray(x, dtype=np.float32)
-        self._in = np.concatenate((self._in, x)) if len(self._in) else x.copy()
-        self._n_in += len(x)
-        self._measure()
+        self._append(np.asarray(x, dtype=np.float32))
+        if self._n_in >= (self._measured + 1) * self._block:
+            self._measure()
         if not self._knots:
             return _EMPTY  # still measuring the start of the utterance
         # A sub-block is ready once its look-ahead and true-peak context have arrived.
