@@ -296,8 +296,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "per_stream_rtf", "ttfa_p50_ms", "ttfa_p95_ms")}
             details["modes"].setdefault(mode, {})[str(n)] = {
                 "decode_ms_p50": pct([1000 * s for s in decode_s], 50),
+                "step_ms_at_n": step_times(engine).get(str(n)),
                 "wall_s": round(time.perf_counter() - t, 1)}
-            print(f"{mode:11s} N={n:2d}  {report[mode][str(n)]}", flush=True)
+            print(f"{mode:11s} N={n:2d}  {report[mode][str(n)]}  "
+                  f"{details['modes'][mode][str(n)]}", flush=True)
         runner.worker.shutdown()
         if mode == "batched":
             details["step_ms_by_batch"] = step_times(engine)
