@@ -233,3 +233,32 @@ def test_estimated_timings_are_exact_at_the_clause_boundaries() -> None:
                                                   strict=False))
     letters = estimate_char_timings("ab, cd", 600.0)
     assert letters.duration_ms[0] > letters.duration_ms[2]  # a letter outlasts a comma
+
+
+@pytest.mark.parametrize("text", [" It costs $4.99 today. ", "Plain words, no numbers."])
+@pytest.mark.parametrize("pieces", [[0.1] * 40, [0.5, 0.05, 1.5, 0.3]])
+def test_spoken_chunk_aligner_gives_both_texts_back_chunk_by_chunk(
+    text: str, pieces: list[float]
+) -> None:
+    """Joined over a clause's chunks (and the rest the estimate left), the received
+    characters give the text as sent and the spoken ones what the engine read; every
+    chunk's timings lie inside its own audio; read as sent, both are one sequence."""
+    from app.text.alignment import SpokenChunkAligner
+    from app.text.normalize import normalize
+
+    n = normalize(text.strip(), "en")
+    spoken = n if n.changed else None
+    aligner = SpokenChunkAligner(text, spoken)
+    sent, said = "", ""
+    for seconds in pieces:
+        t, s = aligner.take(seconds)
+        for timing in (t, s):
+            if timing.chars:
+                end = timing.start_ms[-1] + timing.duration_ms[-1]
+                assert end <= seconds * 1000 + 1
+        sent, said = sent + "".join(t.chars), said + "".join(s.chars)
+    rest_sent, rest_said = aligner.rest
+    assert sent + rest_sent == text
+    assert said + rest_said == (n.spoken if spoken is not None else text)
+    if spoken is None:
+        assert sent == said

@@ -49,7 +49,7 @@ from app.protocol import events as ev
 from app.protocol.encoded import EncodedAudioSerializer
 from app.protocol.requests import _Strict
 from app.protocol.serializers import WireMessage
-from app.text.alignment import CharTimings, ChunkAligner, SpokenChunkAligner
+from app.text.alignment import CharTimings, SpokenChunkAligner
 
 DEFAULT_HTTP_FORMAT = "mp3_44100_128"
 
@@ -100,7 +100,7 @@ def http_alignment(timings: CharTimings, offset_s: float) -> dict[str, list[Any]
 
 class TimestampsSerializer:
     """``/stream/with-timestamps``: one JSON line per engine chunk, with the characters it
-    covers (``ChunkAligner``) timed in seconds from the start of the utterance; the last
+    covers (``SpokenChunkAligner``) timed in seconds from the start of the utterance; the last
     line carries the encoder's tail and whatever characters are left."""
 
     done = False
@@ -108,7 +108,7 @@ class TimestampsSerializer:
     def __init__(self, fmt: OutputFormat, text: str) -> None:
         self._audio = EncodedAudioSerializer(fmt)
         self._text = text
-        self._aligner: ChunkAligner | SpokenChunkAligner | None = None
+        self._aligner: SpokenChunkAligner | None = None
         self._offset = 0.0
 
     def serialize(self, event: ev.Event) -> list[WireMessage]:
@@ -127,12 +127,8 @@ class TimestampsSerializer:
         engine's reading (``Audio.spoken``) is known from the first audio event."""
         if self._aligner is None:
             spoken = event.spoken if event is not None else None
-            self._aligner = (ChunkAligner(self._text) if spoken is None
-                             else SpokenChunkAligner(self._text, spoken))
-        if isinstance(self._aligner, SpokenChunkAligner):
-            return self._aligner.take(seconds, last=last)
-        timings = self._aligner.take(seconds, last=last)
-        return timings, timings
+            self._aligner = SpokenChunkAligner(self._text, spoken)
+        return self._aligner.take(seconds, last=last)
 
     def _line(
         self, data: bytes, seconds: float, event: ev.Audio | None, *, last: bool = False

@@ -48,12 +48,7 @@ from app.audio.compressed import CompressedEncoder
 from app.audio.formats import OutputFormat
 from app.protocol import events as ev
 from app.protocol.serializers import WireMessage
-from app.text.alignment import (
-    CharTimings,
-    ChunkAligner,
-    SpokenChunkAligner,
-    estimate_char_timings,
-)
+from app.text.alignment import CharTimings, SpokenChunkAligner, estimate_char_timings
 
 
 class ElevenLabsSocketSerializer:
@@ -61,7 +56,7 @@ class ElevenLabsSocketSerializer:
 
     Each reply (``Audio.reply``) is one context: ``bind`` tells which ``context_id`` it
     has. Per context it keeps the incremental encoder (MP3 or Ogg: one stream per
-    context) and per clause the ``ChunkAligner`` that assigns characters to each audio
+    context) and per clause the ``SpokenChunkAligner`` that assigns characters to each audio
     message; ``ClauseDone`` sends the characters the estimate left (no audio), and
     ``ReplyDone`` the encoder's tail, then ``isFinal``. On stream-input (``multi=False``)
     that ``isFinal`` ends the protocol (``done``: the outbox closes with 1000).
@@ -73,7 +68,7 @@ class ElevenLabsSocketSerializer:
         self.done = False
         self._ids: dict[int, str | None] = {}
         self._encoders: dict[int, CompressedEncoder] = {}
-        self._aligners: dict[tuple[int, int], ChunkAligner | SpokenChunkAligner] = {}
+        self._aligners: dict[tuple[int, int], SpokenChunkAligner] = {}
 
     def bind(self, reply: int, context_id: str | None) -> None:
         self._ids[reply] = context_id
@@ -88,10 +83,7 @@ class ElevenLabsSocketSerializer:
             # Characters the estimate placed past the audio (or a clause with nothing to
             # say, such as trailing whitespace): at the end, with no audio.
             aligner = self._aligners.pop((event.reply, event.clause), None)
-            if isinstance(aligner, SpokenChunkAligner):
-                rest, said = aligner.rest
-            else:
-                rest = said = aligner.rest if aligner is not None else event.text
+            rest, said = aligner.rest if aligner is not None else (event.text, event.text)
             timings = estimate_char_timings(rest, 0.0)
             said_timings = estimate_char_timings(said, 0.0)
             return self._message(b"", timings, self._ids.get(event.reply), said_timings)
@@ -107,15 +99,9 @@ class ElevenLabsSocketSerializer:
         key = (reply, event.clause if event.clause is not None else 0)
         aligner = self._aligners.get(key)
         if aligner is None:
-            text = event.clause_text or ""
-            aligner = self._aligners[key] = (
-                ChunkAligner(text) if event.spoken is None
-                else SpokenChunkAligner(text, event.spoken)
-            )
-        if isinstance(aligner, SpokenChunkAligner):
-            timings, said = aligner.take(event.seconds)
-        else:
-            timings = said = aligner.take(event.seconds)
+            aligner = SpokenChunkAligner(event.clause_text or "", event.spoken)
+            self._aligners[key] = aligner
+        timings, said = aligner.take(event.seconds)
         encoder = self._encoders.get(reply)
         data = encoder.push(event.data) if encoder is not None else event.data
         return self._message(data, timings, self._ids.get(reply), said)

@@ -164,39 +164,43 @@ def clause_alignments(
 
 
 class SpokenChunkAligner:
-    """``ChunkAligner`` for a clause the engine read in its normalized form.
+    """``ChunkAligner`` over both forms of a clause: as received and as the engine read it.
 
     The audio's pace is that of what the engine read, so the estimate runs on the spoken
     form ("$5" -> "five dollars"); each chunk then carries the client's characters whose
     whole spoken span it has reached, timed over the same chunk. Both sequences, joined
     over a clause's messages, give back their texts exactly (ElevenLabs' ``alignment`` and
     ``normalizedAlignment``). ``text`` is the clause as received; ``spoken`` the normalized
-    form of its stripped text, so whitespace around it goes out with the first and last
-    chunks.
+    form of its stripped text (whitespace around it goes out with the first and last
+    chunks), or None when the engine read ``text`` itself: then both forms are ``text``.
     """
 
-    def __init__(self, text: str, spoken: Normalized) -> None:
+    def __init__(self, text: str, spoken: Normalized | None) -> None:
         self.text = text
-        self._said = ChunkAligner(spoken.spoken)
-        lead = max(0, text.find(spoken.original))
-        tail = len(text) - lead - len(spoken.original)
-        # Where in the spoken form each received character is complete.
-        self._ends = [0] * lead + [b for _, b in spoken.char_map()]
-        self._ends += [len(spoken.spoken)] * tail
+        self._said = ChunkAligner(spoken.spoken if spoken is not None else text)
+        self._same = spoken is None
+        self._ends: list[int] = []  # where in the spoken form each received char is complete
+        if spoken is not None:
+            lead = max(0, text.find(spoken.original))
+            tail = len(text) - lead - len(spoken.original)
+            self._ends = [0] * lead + [b for _, b in spoken.char_map()]
+            self._ends += [len(spoken.spoken)] * tail
         self._pos = 0
         self._said_pos = 0
 
     @property
     def rest(self) -> tuple[str, str]:
+        if self._same:
+            return self._said.rest, self._said.rest
         return self.text[self._pos :], self._said.rest
 
     def take(self, seconds: float, *, last: bool = False) -> tuple[CharTimings, CharTimings]:
         """(received, spoken) characters of the next ``seconds`` of audio."""
         said = self._said.take(seconds, last=last)
+        if self._same:
+            return said, said
         self._said_pos += len(said.chars)
-        end = self._pos
-        if last:
-            end = len(self.text)
+        end = len(self.text) if last else self._pos
         while end < len(self.text) and self._ends[end] <= self._said_pos:
             end += 1
         chars = self.text[self._pos : end]
