@@ -262,3 +262,19 @@ def test_spoken_chunk_aligner_gives_both_texts_back_chunk_by_chunk(
     assert said + rest_said == (n.spoken if spoken is not None else text)
     if spoken is None:
         assert sent == said
+
+
+@pytest.mark.parametrize("path", ["stream-input", "multi-stream-input"])
+@pytest.mark.parametrize("query", ["inactivity_timeout=500", "apply_text_normalization=bad",
+                                   "seed=-1", "auto_mode=maybe"])
+async def test_a_bad_query_value_is_refused_at_the_handshake(
+    server: LiveServer, path: str, query: str
+) -> None:
+    """Out-of-range or unknown query values never open the socket (403 at the handshake:
+    the close-before-accept of a policy violation); the replica stays healthy."""
+    url = f"{server.ws}/v1/text-to-speech/default/{path}?{query}"
+    with pytest.raises(websockets.InvalidStatus) as info:
+        async with websockets.connect(url):
+            pass
+    assert info.value.response.status_code == 403
+    assert not server.runtime.connections.live
