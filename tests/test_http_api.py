@@ -160,3 +160,16 @@ def test_synthetic_engine_is_never_the_default() -> None:
     choice = choose_engine(make_settings(tts_engine="auto"))
     assert choice.name in ("piper", "chatterbox")
     assert "auto" in choice.reason
+
+
+def test_codec_bindings_are_probed_at_startup_not_on_the_first_request() -> None:
+    """Every route resolves its format through ``offered``, whose first call loads and
+    probes PyAV, LAME and libsndfile (about 0.35 s); the app does it while starting."""
+    from app.audio.compressed import available_codecs
+    from app.audio.files import available_file_formats
+
+    available_codecs.cache_clear()
+    available_file_formats.cache_clear()
+    with live_server(make_settings()):
+        assert available_codecs.cache_info().currsize == 1
+        assert available_file_formats.cache_info().currsize == 1
