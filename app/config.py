@@ -169,6 +169,20 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="Threads decoding chunks (S3Gen and watermark) beside "
         "the token loop.",
     )
+    chatterbox_lookahead_tokens: int = Field(
+        4, ge=3, le=48, description="Streaming decoder: speech tokens a mel frame waits for "
+        "before it is committed (at least the flow's 3-token pre-lookahead; more = fewer "
+        "changes after commit, 40 ms more lag per token).",
+    )
+    chatterbox_vocoder_hold_frames: int = Field(
+        6, ge=0, le=96, description="Streaming decoder: committed mel frames (20 ms each) the "
+        "vocoder holds back as right context; fewer = less lag, larger seam error.",
+    )
+    chatterbox_flow_context_tokens: int = Field(
+        0, ge=0, le=100_000, description="Streaming decoder: committed tokens each flow run "
+        "re-reads; 0 = the whole sentence so far (best match with the one-shot, cost grows "
+        "with the sentence), N caps a chunk's cost on long sentences.",
+    )
     watermark: bool = Field(True, description="Perth watermark on Chatterbox audio.")
 
     # --- requests and sessions ---

@@ -30,6 +30,7 @@ Figures per family (under ``families``):
     python benchmarks/chatterbox_fidelity.py --device cuda     # GPU, real weights: + WAVs
     python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --cost-lengths 50,400
     python benchmarks/chatterbox_fidelity.py --device cuda --hold-frames 2   # a sweep point
+    python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --context-tokens 100 --cost-lengths 50,400
 
 Without ``--tiny`` it also writes ``<family>_streamed.wav``, ``<family>_one_shot.wav`` and
 ``<family>_difference.wav`` (excitation noise on, as served) under ``--wav-dir``.
@@ -443,9 +444,11 @@ def write_wavs(wav_dir: Path, family: str, pushes: list, s3gen: Any, seed: int) 
         sf.write(str(wav_dir / f"{family}_{name}.wav"), audio, SR)
 
 
-def flow_cost(engine: Any, lengths: list[int], repeats: int = 2) -> list[dict]:
+def flow_cost(engine: Any, lengths: list[int], repeats: int = 2,
+              context_tokens: int | None = None) -> list[dict]:
     """Seconds for one chunk's flow run after ``n`` tokens: the whole prefix (this
-    decoder) against the old 48-token window (48 + 24 new + 3 look-ahead tokens)."""
+    decoder) against the old 48-token window (48 + 24 new + 3 look-ahead tokens), and with
+    ``context_tokens`` set, a run capped to that many committed tokens (+ 24 + 4)."""
     import torch
 
     from app.engines.chatterbox.decoder import flow_mel
@@ -457,7 +460,10 @@ def flow_cost(engine: Any, lengths: list[int], repeats: int = 2) -> list[dict]:
     rows = []
     for n in lengths:
         row: dict[str, Any] = {"tokens": n}
-        for name, count in (("whole_prefix_s", n), ("window_48_s", min(n, 75))):
+        runs = [("whole_prefix_s", n), ("window_48_s", min(n, 75))]
+        if context_tokens is not None:
+            runs.append((f"context_{context_tokens}_s", min(n, context_tokens + 28)))
+        for name, count in runs:
             tokens = torch.randint(0, 6561, (1, count), generator=torch.Generator()
                                    .manual_seed(n)).to(model.s3gen.device)
             z = fixed_noise(ref, 2 * count, n)
@@ -472,8 +478,10 @@ def flow_cost(engine: Any, lengths: list[int], repeats: int = 2) -> list[dict]:
                 times.append(time.perf_counter() - t0)
             row[name] = min(times)
         rows.append(row)
+        capped = (f", capped to {context_tokens} "
+                  f"{row[f'context_{context_tokens}_s']:.3f} s" if context_tokens else "")
         print(f"{family:10s} {n:4d} tokens: whole prefix {row['whole_prefix_s']:.3f} s, "
-              f"48-token window {row['window_48_s']:.3f} s per chunk", flush=True)
+              f"48-token window {row['window_48_s']:.3f} s{capped} per chunk", flush=True)
     return rows
 
 
@@ -503,6 +511,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="tokens a frame waits for before it is committed (decoder default)")
     p.add_argument("--hold-frames", type=int, default=None,
                    help="committed frames the vocoder holds back as right context")
+    p.add_argument("--context-tokens", type=int, default=None,
+                   help="cap the committed tokens a flow run re-reads "
+                   "(CHATTERBOX_FLOW_CONTEXT_TOKENS; default: the whole prefix)")
     p.add_argument("--device", default="auto")
     p.add_argument("--text", default=TEXT)
     p.add_argument("--seed", type=int, default=7)
@@ -526,6 +537,8 @@ def decoder_options(args: argparse.Namespace) -> dict[str, Any]:
         options["lookahead"] = args.lookahead
     if args.hold_frames is not None:
         options["vocoder"] = {"hold_frames": args.hold_frames}
+    if args.context_tokens is not None:
+        options["context_tokens"] = args.context_tokens
     return options
 
 
@@ -557,7 +570,8 @@ def main(argv: list[str] | None = None) -> dict:
                                        wav_dir=None if args.tiny else args.wav_dir,
                                        options=decoder_options(args))
                 if args.cost_lengths:
-                    entry["flow_cost_per_chunk"] = flow_cost(engine, args.cost_lengths)
+                    entry["flow_cost_per_chunk"] = flow_cost(
+                        engine, args.cost_lengths, context_tokens=args.context_tokens)
             finally:
                 asyncio.run(engine.aclose())
             report["families"][family] = entry

@@ -121,6 +121,7 @@ class ChatterboxEngine:
         self._scheduler: Any = None
         self._default_conds: Any = None
         self._watermarker: Any = None
+        self._tuning: Any = None  # runtime.DecoderTuning, built with the model
 
     # --- lifecycle ---
     @property
@@ -157,6 +158,11 @@ class ChatterboxEngine:
         self._default_conds = builtin_conditionals(model)
         model.conds = None  # nobody reads the shared slot; every voice has its own
         self._watermarker = model.watermarker if self.settings.watermark else None
+        self._tuning = runtime.DecoderTuning(
+            lookahead=self.settings.chatterbox_lookahead_tokens,
+            hold_frames=self.settings.chatterbox_vocoder_hold_frames,
+            context_tokens=self.settings.chatterbox_flow_context_tokens or None,
+        )
         self._scheduler = runtime.new_scheduler(model, self.family)
         self._scheduler.start()
         self._model = model
@@ -260,7 +266,7 @@ class ChatterboxEngine:
                 params.language, t3_cond, plan)
             tokens = self._scheduler.submit(request)
             try:
-                decoder = runtime.new_decoder(model, voice.data, plan)
+                decoder = runtime.new_decoder(model, voice.data, plan, self._tuning)
                 next_at = first
                 while True:
                     await tokens.until(next_at)
@@ -289,7 +295,7 @@ class ChatterboxEngine:
         request = runtime.token_request(self._model, self.family, text, params.language,
                                         runtime.request_cond(voice.data, plan), plan)
         tokens = self._scheduler.submit(request)
-        decoder = runtime.new_decoder(self._model, voice.data, plan)
+        decoder = runtime.new_decoder(self._model, voice.data, plan, self._tuning)
         if tokens.wait_for(first):
             chunk = self._decode(decoder, tokens.tokens[:first], False)
             if chunk is not None:

@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from app.engines.base import SynthesisParams
-from app.engines.chatterbox.decoder import StreamingDecoder
+from app.engines.chatterbox.decoder import LOOKAHEAD, StreamingDecoder
 from app.engines.chatterbox.scheduler import (
     AttentionSpy,
     StepScheduler,
     TokenRequest,
 )
 from app.engines.chatterbox.tokens import Sampling, standard_tokens, turbo_tokens
+from app.engines.chatterbox.vocoder import HOLD_FRAMES
 from app.engines.chatterbox.voices import request_t3_cond
 
 TURBO_DECODER_STEPS = 2
@@ -150,13 +151,29 @@ def new_scheduler(model: Any, family: str) -> StepScheduler:
     return StepScheduler(model.t3, family, spy=spy)
 
 
-def new_decoder(model: Any, voice_conds: Any, plan: Plan) -> StreamingDecoder:
+@dataclass(frozen=True)
+class DecoderTuning:
+    """The streaming decoder's latency/fidelity trade, from settings (defaults: the decoder's).
+
+    ``context_tokens`` None re-reads the whole sentence on every flow run.
+    """
+
+    lookahead: int = LOOKAHEAD
+    hold_frames: int = HOLD_FRAMES
+    context_tokens: int | None = None
+
+
+def new_decoder(model: Any, voice_conds: Any, plan: Plan,
+                tuning: DecoderTuning = DecoderTuning()) -> StreamingDecoder:
     return StreamingDecoder(
         model.s3gen,
         voice_conds.gen,
         meanflow=plan.family in TURBO_LIKE,
         n_timesteps=plan.decoder_steps,
         seed=plan.seed,
+        lookahead=tuning.lookahead,
+        context_tokens=tuning.context_tokens,
+        vocoder={"hold_frames": tuning.hold_frames},
     )
 
 
