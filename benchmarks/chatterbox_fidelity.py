@@ -30,7 +30,8 @@ Figures per family (under ``families``):
     python benchmarks/chatterbox_fidelity.py --device cuda     # GPU, real weights: + WAVs
     python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --cost-lengths 50,400
     python benchmarks/chatterbox_fidelity.py --device cuda --hold-frames 2   # a sweep point
-    python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --context-tokens 100 --cost-lengths 50,400
+    python benchmarks/chatterbox_fidelity.py --tiny --tiny-tokens 160 --context-tokens 100 \
+        --cost-lengths 50,400  # a capped flow context
 
 Without ``--tiny`` it also writes ``<family>_streamed.wav``, ``<family>_one_shot.wav`` and
 ``<family>_difference.wav`` (excitation noise on, as served) under ``--wav-dir``.
