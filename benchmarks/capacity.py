@@ -1,7 +1,11 @@
 """Capacity: how many concurrent real-time calls one replica carries without a glitch.
 
 Run: ``.venv/bin/python benchmarks/capacity.py --engine synthetic --n 50,100,200,300``
-(``--engine piper --n 5,10,20,30`` for the CPU engine; ``--quick`` for a short sweep).
+(``--engine piper --n 5,10,20,30`` for the CPU engine; ``--quick`` for a short sweep). On a
+GPU with Chatterbox weights: ``--engine chatterbox --preset adaptive --n 1,4,8,16,32``
+(``CHATTERBOX_MODEL`` and the decoder settings come from the environment): the end-to-end
+figure for calls per GPU, where a first chunk too short to cover the wait for the second
+shows as ``underruns_first_second``.
 
 The service runs as its own process (``python -m app`` on loopback) and the calls run in a
 separate load-generator process (this script re-executed with ``--worker``), so the
@@ -14,6 +18,8 @@ client's work is not counted in the server's process. For each N:
 - Every call plays its frames on a real-time clock behind a 60 ms jitter buffer: playback
   of a reply starts 60 ms after its first frame, frame k is due 20 ms later than frame
   k-1; a frame that arrives after it is due is an underrun (the player re-buffers 60 ms).
+  Underruns in a reply's first second of audio are also counted apart: there the
+  engine's first chunk must cover the time until its second one arrives.
 - Time to first audio (TTFA) is measured from sending the token that completes the first
   clause (the space after its full stop) to the first audio frame of that reply.
 
@@ -61,14 +67,17 @@ def reply_text(rng: random.Random, seconds: float) -> str:
 
 
 async def one_call(url: str, seed: int, start_at: float, until: float,
-                   out: dict[str, Any]) -> None:
+                   out: dict[str, Any], preset: str | None = None) -> None:
     from websockets.asyncio.client import connect
 
     rng = random.Random(seed)
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     try:
         async with connect(url, max_size=2**24, open_timeout=30) as ws:
-            await ws.send(json.dumps({"type": "init", "voice_id": "default"}))
+            init = {"type": "init", "voice_id": "default"}
+            if preset:
+                init["preset"] = preset
+            await ws.send(json.dumps(init))
             ready = json.loads(await ws.recv())
             if ready.get("type") != "ready":
                 out["refused"] += 1
@@ -99,7 +108,7 @@ async def one_reply(ws: Any, rng: random.Random, out: dict[str, Any]) -> None:
     task = asyncio.create_task(sender())
     first: float | None = None
     playhead = 0.0  # when the next frame is due
-    underruns = 0
+    underruns = early = 0
     while True:
         msg = json.loads(await ws.recv())
         now = time.perf_counter()
@@ -110,6 +119,7 @@ async def one_reply(ws: Any, rng: random.Random, out: dict[str, Any]) -> None:
                 playhead = now + JITTER_S
             elif now > playhead:
                 underruns += 1
+                early += playhead - first < 1.0 + JITTER_S
                 playhead = now + JITTER_S  # re-buffer
             playhead += FRAME_S
         elif kind == "complete":
@@ -120,16 +130,18 @@ async def one_reply(ws: Any, rng: random.Random, out: dict[str, Any]) -> None:
     await task
     out["replies"] += 1
     out["underruns"] += underruns
+    out["underruns_first_second"] += early
     if first is not None and clause_sent:
         out["ttfa_ms"].append((first - clause_sent[0]) * 1000)
     await asyncio.sleep(max(0.0, playhead - time.perf_counter()))  # until it was heard
 
 
-async def worker(url: str, n: int, seconds: float, stagger: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"replies": 0, "underruns": 0, "ttfa_ms": [], "refused": 0,
-                           "failed": 0, "errors": []}
+async def worker(url: str, n: int, seconds: float, stagger: float,
+                 preset: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"replies": 0, "underruns": 0, "underruns_first_second": 0,
+                           "ttfa_ms": [], "refused": 0, "failed": 0, "errors": []}
     t0 = time.monotonic() + 0.5
-    calls = [one_call(url, i, t0 + stagger * i / n, t0 + stagger + seconds, out)
+    calls = [one_call(url, i, t0 + stagger * i / n, t0 + stagger + seconds, out, preset)
              for i in range(n)]
     await asyncio.gather(*calls)
     return out
@@ -148,13 +160,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env_extra: dict[str, str], port: int,
-                 argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+def start_server(env_extra: dict[str, str], port: int, argv: list[str] | None = None,
+                 timeout: float = 60.0) -> subprocess.Popen[bytes]:
     """``python -m app`` (or ``argv``) on ``port``, once ``/ready`` answers 200."""
     env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "warning", **env_extra}
     proc = subprocess.Popen(argv or [sys.executable, "-m", "app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
@@ -166,13 +178,16 @@ def start_server(env_extra: dict[str, str], port: int,
     raise RuntimeError("server did not start")
 
 
-def run_point(engine_env: dict[str, str], n: int, seconds: float, stagger: float) -> dict[str, Any]:
+def run_point(engine_env: dict[str, str], n: int, seconds: float, stagger: float,
+              preset: str | None = None, startup_s: float = 60.0) -> dict[str, Any]:
     port = free_port()
     env = {**engine_env, "MAX_CONCURRENT_STREAMS": str(n + 8), "MAX_CONNECTIONS": str(n + 64)}
-    server = start_server(env, port)
+    server = start_server(env, port, timeout=startup_s)
     try:
         cmd = [sys.executable, __file__, "--worker", f"ws://127.0.0.1:{port}/ws/synthesize-stream",
                "--n", str(n), "--seconds", str(seconds), "--stagger", str(stagger)]
+        if preset:
+            cmd += ["--preset", preset]
         raw = subprocess.run(cmd, capture_output=True, check=True, timeout=seconds + 300).stdout
         out = json.loads(raw)
     finally:
@@ -214,7 +229,11 @@ ENGINES = {
     "synthetic": {"TTS_ENGINE": "synthetic", "SYNTHETIC_RTF": "0.02",
                   "SYNTHETIC_FIRST_CHUNK_MS": "0", "SYNTHETIC_CHUNK_MS": "200"},
     "piper": {"TTS_ENGINE": "piper"},
+    # Model, weights and decoder settings from the environment (CHATTERBOX_MODEL, ...).
+    "chatterbox": {"TTS_ENGINE": "chatterbox"},
 }
+DEFAULT_N = {"synthetic": "50,100,200,300,400", "piper": "5,10,20,30,40",
+             "chatterbox": "1,4,8,16,32"}
 
 
 def main() -> None:
@@ -224,18 +243,24 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="load per N after the stagger")
     ap.add_argument("--stagger", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--preset", default=None, help="preset every call asks for in its init")
+    ap.add_argument("--startup-timeout", type=float, default=None,
+                    help="seconds for the server to become ready (default 60; chatterbox 900: "
+                    "loading and measuring its budget)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        out = asyncio.run(worker(args.worker, int(args.n), args.seconds, args.stagger))
+        out = asyncio.run(worker(args.worker, int(args.n), args.seconds, args.stagger,
+                                 args.preset))
         print(json.dumps(out))
         return
-    default_n = {"synthetic": "50,100,200,300,400", "piper": "5,10,20,30,40"}[args.engine]
-    ns = [int(x) for x in (args.n or default_n).split(",")]
+    ns = [int(x) for x in (args.n or DEFAULT_N[args.engine]).split(",")]
+    startup_s = args.startup_timeout or (900.0 if args.engine == "chatterbox" else 60.0)
     seconds = 12.0 if args.quick else args.seconds
     points = []
     for n in ns:
-        point = run_point(ENGINES[args.engine], n, seconds, args.stagger)
+        point = run_point(ENGINES[args.engine], n, seconds, args.stagger, args.preset,
+                          startup_s)
         points.append(point)
         print(json.dumps(point), flush=True)
     capacity = max((p["n"] for p in points if p["ok"]), default=0)
@@ -244,15 +269,17 @@ def main() -> None:
         "engine": args.engine,
         "capacity": capacity,
         "criteria": {"underruns": 0, "ttfa_p95_ms_max": TTFA_LIMIT_MS, "jitter_buffer_ms": 60},
-        "settings": {"server_env": ENGINES[args.engine], "seconds_per_n": seconds,
+        "settings": {"server_env": ENGINES[args.engine], "preset": args.preset,
+                     "seconds_per_n": seconds,
                      "stagger_s": args.stagger, "reply_s": "5-15", "listen_s": "2-4",
                      "token": "4 chars every 30 ms", "transport": "loopback",
                      "load_generator": "one separate process"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "points": points,
     }
-    (RESULTS / f"capacity_{args.engine}.json").write_text(json.dumps(result, indent=2))
-    plot(points, args.engine, RESULTS / f"capacity_{args.engine}.png")
+    name = f"capacity_{args.engine}" + (f"_{args.preset}" if args.preset else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot(points, args.engine, RESULTS / f"{name}.png")
     print(f"capacity ({args.engine}): {capacity} calls")
 
 

@@ -7,10 +7,10 @@ in loudness sounds broken on a phone. This stage brings speech to ``target_lufs`
 the true peak at or below ``true_peak_dbtp``, without waiting for the whole utterance.
 
 How the loudness is known early (streaming): the first gain of an utterance is decided
-once its first ``first_gain_after_ms`` of audio have been measured (200 ms for engines that
-stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both cases
-no more than the engine's first chunk, so nothing waits), and each later 200 ms block's gain
-is decided from what came before it, never from the block itself. The estimate pools the
+once its first ``first_gain_after_ms`` of audio have been measured (at once for engines
+that stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both
+cases no more than the engine's first chunk, so nothing waits), and each later 200 ms
+block's gain is decided from what came before it, never from the block itself. The estimate pools the
 clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70 LUFS
 and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) with the reply's:
 a ``LoudnessTracker`` handed from clause to clause, seeded by the engine's calibrated
@@ -264,12 +264,14 @@ def level_settings(streaming: str, target_lufs: float, true_peak_dbtp: float) ->
 
     A "sentence" engine (Piper) hands over a whole clause in one chunk, so measuring up to
     2 s before the first gain costs no time and gives short clauses ("Okay.") their own
-    gain. A "token" engine may give as little as 200 ms in its first chunk (the synthetic
-    engine; Chatterbox gives 400 ms or more), so its first gain comes after 200 ms, from the
-    reply's estimate and the engine's calibration, and the clause's own measurement takes
-    over from its first 400 ms gating block.
+    gain. A "token" engine's first chunk can be shorter than one 200 ms block (Chatterbox's
+    ``realtime`` and ``adaptive`` presets give 40-120 ms past the crossfader, the look-ahead
+    decoder holding the rest back), and waiting for that block would hold the first audio
+    until the engine's second chunk. Its first gain is set at once, from the reply's
+    estimate and the engine's calibration: the same gain a 200 ms wait would give, since a
+    clause's own measurement only counts from its first 400 ms gating block.
     """
-    first = 2000 if streaming == "sentence" else 200
+    first = 2000 if streaming == "sentence" else 0
     return LevelSettings(target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp,
                          first_gain_after_ms=first)
 
