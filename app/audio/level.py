@@ -10,8 +10,8 @@ How the loudness is known early (streaming): the first gain of an utterance is d
 once its first ``first_gain_after_ms`` of audio have been measured (at once for engines
 that stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both
 cases no more than the engine's first chunk, so nothing waits), and each later 200 ms
-block's gain is decided from what came before it, never from the block itself. The estimate pools the
-clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70 LUFS
+block's gain is decided from what came before it, never from the block itself. The
+estimate pools the clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70 LUFS
 and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) with the reply's:
 a ``LoudnessTracker`` handed from clause to clause, seeded by the engine's calibrated
 typical loudness (``EngineCapabilities.loudness_lufs``). Pooling is in LU, weighted by
