@@ -6,18 +6,18 @@ its reference clip's), mu-law clips hard above full scale, and a reply whose cla
 in loudness sounds broken on a phone. This stage brings speech to ``target_lufs`` and keeps
 the true peak at or below ``true_peak_dbtp``, without waiting for the whole utterance.
 
-How the loudness is known early (streaming): the first gain of an utterance is decided
-once its first ``first_gain_after_ms`` of audio have been measured (at once for engines
-that stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both
-cases no more than the engine's first chunk, so nothing waits), and each later 200 ms
-block's gain is decided from what came before it, never from the block itself. The
-estimate pools the clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70 LUFS
-and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) with the reply's:
-a ``LoudnessTracker`` handed from clause to clause, seeded by the engine's calibrated
-typical loudness (``EngineCapabilities.loudness_lufs``). Pooling is in LU, weighted by
-seconds of speech, so a loud prior cannot outweigh a quiet voice. The gain moves at most
-``max_step_db`` per block, as a linear ramp across the block, so it never jumps at a chunk
-seam or a block edge.
+How the loudness is known early (streaming): the first gain of an utterance is decided once
+its first ``first_gain_after_ms`` of audio have been measured (at once for engines that
+stream tokens, up to 2 s for engines that hand over a whole sentence at once: in both cases
+no more than the engine's first chunk, so nothing waits), and each later 200 ms block's
+gain is decided from what came before it, never from the block itself. The estimate pools
+the clause's own gated loudness (400 ms gating blocks every 200 ms, an absolute gate at -70
+LUFS and a relative gate 10 LU under what has been heard, as in ITU-R BS.1770) with the
+reply's: a ``LoudnessTracker`` handed from clause to clause, seeded by the engine's
+calibrated typical loudness (``EngineCapabilities.loudness_lufs``). Pooling is in LU,
+weighted by seconds of speech, so a loud prior cannot outweigh a quiet voice. The gain
+moves at most ``max_step_db`` per block, as a linear ramp across the block, so it never
+jumps at a chunk seam or a block edge.
 
 The meter is BS.1770's K-weighting restricted to the telephone band (what the caller
 hears after the 8 kHz resampler), evaluated from the power spectrum of each block (one
