@@ -5,7 +5,8 @@ with the same seed (sampled with per-stream generators, and greedy), which for a
 the library's own tokens; the logits of a batched row agree with the row alone to 1e-4 (a
 batched matmul and a masked attention may round differently; measured here: the largest
 difference is printed); a stream that joins or leaves mid-way changes nobody else's tokens;
-a cancelled stream gets no token after the step in flight; an engine at its budget answers
+a cancelled stream gets no token after the step in flight; on a CPU the step in flight and
+a chunk decode pause while a joiner's prefill runs; an engine at its budget answers
 ``busy`` at once and ``stats()`` (shown by ``/health``) reports streams and headroom.
 """
 
@@ -202,6 +203,41 @@ def test_a_joiner_gets_its_first_token_while_the_batch_step_is_in_flight(batch_t
     assert held == [True]  # released by the joiner's first token, not by the timeout
     joiner.wait_for(1 << 30)
     assert joiner.tokens == run_alone(engine, TEXTS[1], 62).tokens
+
+
+@pytest.mark.chatterbox
+def test_on_a_cpu_the_step_and_a_decode_pause_while_a_joiner_prefills(batch_turbo) -> None:
+    """A joiner's prefill comes first on a CPU: the token loop's step in flight and a chunk
+    decode on the decode worker wait at their next module until it ends, then go on."""
+    from app.engines.chatterbox import runtime
+
+    engine = batch_turbo
+    sched = engine._scheduler
+    gate = sched.gate
+    assert gate is not None  # a CPU model
+    running = sched.submit(request_for(engine, TEXTS[0], 71, fixed_tokens=1 << 20))
+    try:
+        assert running.wait_for(24)
+        voice = asyncio.run(engine.prepare_voice(None))
+        plan = runtime.Plan.build("turbo", SynthesisParams(preset=PRESETS["balanced"], seed=71))
+        decoder = runtime.new_decoder(engine._model, voice.data, plan)
+        with gate.prefill():  # this thread stands in for the prefill thread
+            # S3Gen alone (the watermark network gives way too, but would hide S3Gen's pause)
+            decode = engine._decoders.submit(decoder.decode, running.tokens[:24], final=False)
+            paused = {"chatterbox-steps", "chatterbox-decode_0"}
+            for _ in range(6000):
+                if paused <= gate.waiting:
+                    break
+                time.sleep(0.01)
+            assert paused <= gate.waiting, gate.waiting
+            assert not decode.done()
+            count = len(running.tokens)
+        chunk = decode.result(timeout=120)
+        assert chunk is not None and len(chunk.samples) > 0
+        assert running.wait_for(count + 2, timeout=60)  # the loop went on
+    finally:
+        running.cancel()
+        running.wait_for(1 << 30)
 
 
 @pytest.mark.chatterbox

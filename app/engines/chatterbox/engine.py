@@ -59,12 +59,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 def capabilities_for(family: str) -> EngineCapabilities:
     """What the running family offers; ``preset_fields`` lists the preset fields it uses."""
     common = ("chunk_size", "first_chunk_size", "temperature")
-    if family == "turbo":
+    if family in TURBO_LIKE:  # Nano is the Turbo architecture: the same fields apply
         return EngineCapabilities(
             cloning=True, streaming="token", languages=("en",), paralinguistic_tags=True,
             preset_fields=common, max_overlap_samples=OVERLAP_SAMPLES,
-            notes="Turbo ignores cfg_weight, exaggeration and min-p; its decoder uses its "
-            f"own {TURBO_DECODER_STEPS} steps.",
+            notes=f"{family.capitalize()} ignores cfg_weight, exaggeration and min-p; its "
+            f"decoder uses its own {TURBO_DECODER_STEPS} steps.",
         )
     fields = common + ("exaggeration", "cfg_weight", "decoder_steps")
     languages = MULTILINGUAL_LANGUAGES if family == "multilingual" else ("en",)
@@ -165,6 +165,10 @@ class ChatterboxEngine:
         )
         self._scheduler = runtime.new_scheduler(model, self.family)
         self._scheduler.start()
+        # On a CPU a joiner's prefill comes before decodes: they pause for it.
+        self._scheduler.give_way(model.s3gen)
+        if self._watermarker is not None and hasattr(self._watermarker, "perth_net"):
+            self._scheduler.give_way(self._watermarker.perth_net)
         self._model = model
         if self._default_conds is not None:
             voice = VoiceHandle(DEFAULT_VOICE_ID, builtin=True, data=self._default_conds)

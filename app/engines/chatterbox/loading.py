@@ -160,7 +160,9 @@ def _load_nano(ckpt_dir: str | Path | None, device: str) -> Any:
     """Nano from a local directory: Turbo's ``from_local`` with the GPT-2 small T3.
 
     Written out rather than patched into the library's loader, which hard-codes both the
-    backbone name and the T3 file name.
+    backbone name and the T3 file name. A ``t3_backbone_config.json`` in the directory
+    gives the backbone other dimensions (its ``config``; the name stays Nano's), as for
+    the other families' test checkpoints.
     """
     import torch
     from chatterbox.models.s3gen import S3Gen
@@ -175,10 +177,14 @@ def _load_nano(ckpt_dir: str | Path | None, device: str) -> Any:
     ckpt = Path(ckpt_dir)
     if not (ckpt / NANO_T3_FILE).is_file():
         raise FileNotFoundError(f"{ckpt / NANO_T3_FILE} is missing")
+    config = GPT2_SMALL
+    override = ckpt / BACKBONE_CONFIG_FILE
+    if override.exists():  # a test checkpoint's smaller backbone, under Nano's own name
+        config = json.loads(override.read_text())["config"]
     ve = VoiceEncoder()
     ve.load_state_dict(load_file(ckpt / "ve.safetensors"))
     ve.to(device).eval()
-    with backbone_config(NANO_BACKBONE, GPT2_SMALL):
+    with backbone_config(NANO_BACKBONE, config):
         t3 = T3(nano_hp())
     t3.load_state_dict(load_file(ckpt / NANO_T3_FILE))
     del t3.tfmr.wte

@@ -7,11 +7,12 @@ once, so a joiner's first token waits for its own prefill only, not for the step
 flight. Between steps the token loop samples a token for every active stream (per-row
 options and generators, ``batch_sampling``), hands each token to its stream, drops the
 streams that ended, splices in the prefilled joiners' key/value rows (``SlotCache``) and
-runs one batched forward for all. Nobody's step waits for a joiner's prefill. (Measured
-on CPU, tiny Turbo: a joiner's first token with 7 others active, p95, went from 15.8x to
-2.4x its time alone, p50; README, "Chatterbox: many calls per GPU".) With the
-multilingual attention spy, which must see every forward in order, joins are prefilled
-on the token loop instead.
+runs one batched forward for all. On a GPU nobody's step waits for a joiner's prefill.
+On a CPU, where they share the cores, the prefill comes first: the loop starts no step
+while one runs, and a step in flight and any chunk decode pause at their next module
+(``batch_gate``). (Measured on CPU, tiny Turbo: README, "Chatterbox: many calls per GPU".)
+With the multilingual attention spy, which must see every forward in order, joins are
+prefilled on the token loop instead.
 
 Cancel sets a flag that is read before every sample and every forward, so a cancelled
 stream gets no further token and leaves the batch before the next step. Rows are left-padded
@@ -29,6 +30,7 @@ attention row (``AttentionSpy``).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -38,6 +40,7 @@ from typing import Any
 import torch
 
 from app.engines.chatterbox.batch_cache import SlotCache
+from app.engines.chatterbox.batch_gate import PrefillGate
 from app.engines.chatterbox.batch_sampling import SPEECH_VOCAB, RowOptions, RowSampler
 from app.engines.chatterbox.batch_stream import TokenRequest, TokenStream
 
@@ -88,6 +91,8 @@ class StepScheduler:
         # next step boundary. On a GPU the two overlap (launch overhead, other kernels).
         self.yield_to_prefill = (t3.device.type == "cpu" if yield_to_prefill is None
                                  else yield_to_prefill)
+        # ... and a step in flight (or a decode, ``give_way``) pauses at its next module.
+        self.gate = PrefillGate() if self.yield_to_prefill else None
         self.turbo = family in ("turbo", "nano")
         self.spy = spy
         self._kv: SlotCache | None = None
@@ -115,6 +120,13 @@ class StepScheduler:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.give_way(self.t3.tfmr)
+
+    def give_way(self, module: Any) -> None:
+        """On a CPU, ``module`` (S3Gen, the watermark network) pauses at its next submodule
+        while a joiner's prefill runs on the prefill thread (``batch_gate``)."""
+        if self.gate is not None and len(self._threads) > 1:
+            self.gate.hold(module)
 
     def close(self) -> None:
         with self._cond:
@@ -122,6 +134,8 @@ class StepScheduler:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join()
+        if self.gate is not None:
+            self.gate.release()
         gone = RuntimeError("the step scheduler closed")
         for s in ([a.stream for a in self._active] + list(self._pending)
                   + [j.active.stream for j in self._ready]):
@@ -204,7 +218,7 @@ class StepScheduler:
                 self._preparing += 1
             joiner = None
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), self._prefilling():
                     joiner = self._prepare(stream)
             except Exception as exc:  # fails this stream only
                 log.exception("Chatterbox prefill failed")
@@ -214,6 +228,9 @@ class StepScheduler:
                 if joiner is not None:
                     self._ready.append(joiner)
                 self._cond.notify_all()
+
+    def _prefilling(self) -> contextlib.AbstractContextManager[None]:
+        return self.gate.prefill() if self.gate is not None else contextlib.nullcontext()
 
     def _prepare(self, stream: TokenStream) -> _Joiner | None:
         """Prefill one stream and draw its first token; None if it already ended."""
