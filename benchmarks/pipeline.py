@@ -7,6 +7,8 @@ Single thread. For each engine rate and chunk size it reports:
 1. the cost of our chain (crossfader -> soxr stream resampler -> mu-law -> 160-byte
    framer) in ms per second of audio, median over repeats, and what the level stage
    (loudness gain + look-ahead limiter, app/audio/level.py) adds to it (budget 0.5 ms/s);
+   with ``--level-baseline REF`` also what the level stage of git revision REF adds,
+   measured in the same repeats, and whether its output is bit-identical to today's;
 2. the same for the naive chain that many TTS servers use (each chunk resampled on its
    own with ``scipy.signal.resample_poly``, no carried state, mu-law, padded to a whole
    frame), the audio its padding adds per utterance (with chunks on the 20 ms grid, and
@@ -25,12 +27,19 @@ importable, otherwise a synthetic speech-like signal. Results go to
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
+import io
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -145,14 +154,47 @@ def split_jittered(x: np.ndarray, n: int, rng: np.random.Generator) -> list[np.n
 # --- the two chains -----------------------------------------------------------------
 
 
+def baseline_level_stage(ref: str) -> type:
+    """``LevelStage`` as it is at git revision ``ref``, to run beside today's in one process.
+
+    That revision's ``app/`` is extracted to a temporary folder and imported as ``app`` for
+    a moment (today's ``app`` modules are set aside and put back after), so the baseline's
+    own helper modules, whatever they are at that revision, come with it."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, "app"], check=True, capture_output=True
+    ).stdout
+    folder = tempfile.mkdtemp(prefix="level-baseline-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+
+    def is_app(name: str) -> bool:
+        return name == "app" or name.startswith("app.")
+
+    today = {k: m for k, m in sys.modules.items() if is_app(k)}
+    for k in today:
+        del sys.modules[k]
+    sys.path.insert(0, folder)
+    try:
+        stage: type = importlib.import_module("app.audio.level").LevelStage
+    finally:
+        sys.path.remove(folder)
+        for k in [k for k in sys.modules if is_app(k)]:
+            del sys.modules[k]
+        sys.modules.update(today)
+    return stage
+
+
 def ours(
     utt_chunks: list[np.ndarray],
     rate: int,
     max_overlap: int,
     timings: dict[str, float] | None = None,
     level: bool = False,
+    stage_class: type = LevelStage,
 ) -> list[bytes]:
-    stage = LevelStage(rate, prior_lufs=-20.0) if level else None
+    stage = stage_class(rate, prior_lufs=-20.0) if level else None
     pipe = AudioPipeline(
         rate, "mulaw", OUT_RATE, frame_ms=20, max_overlap=max_overlap, level=stage
     )
@@ -332,6 +374,39 @@ def variable_rate_reference(rate: int, noise: np.ndarray) -> dict:
 # --- main ---------------------------------------------------------------------------
 
 
+def level_outputs(stage_class: type, chunks: list[np.ndarray], rate: int) -> np.ndarray:
+    stage = stage_class(rate, prior_lufs=-20.0)
+    return np.concatenate([*(stage.push(c) for c in chunks), stage.flush()])
+
+
+def baseline_comparison(
+    utts: list[np.ndarray],
+    chunked: list[list[np.ndarray]],
+    jittered: list[list[np.ndarray]],
+    rate: int,
+    baseline: type,
+    cpu_runs: list[float],
+    cpu_level_runs: list[float],
+    cpu_baseline_runs: list[float],
+) -> dict:
+    """Today's level stage against the baseline revision's: CPU time each adds to the chain
+    (same repeats, taking turns) and whether their outputs are the same to the bit."""
+    now = [lv - o for lv, o in zip(cpu_level_runs, cpu_runs, strict=True)]
+    then = [b - o for b, o in zip(cpu_baseline_runs, cpu_runs, strict=True)]
+    identical = all(
+        np.array_equal(level_outputs(LevelStage, c, rate), level_outputs(baseline, c, rate))
+        for c in (*chunked, *jittered, *([u] for u in utts))
+    )
+    return {
+        "baseline_level_extra_cpu_ms_per_audio_s": round(statistics.median(then), 4),
+        "baseline_level_extra_cpu_min_ms_per_audio_s": round(
+            min(cpu_baseline_runs) - min(cpu_runs), 4
+        ),
+        "level_extra_cpu_over_baseline": round(statistics.median(now) / statistics.median(then), 3),
+        "level_bit_identical_to_baseline": identical,
+    }
+
+
 def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.Namespace) -> dict:
     chunk = rate * cms // 1000
     max_overlap = int(rate * args.max_overlap_ms / 1000)
@@ -355,12 +430,16 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
     )
     # The level stage's cost again in this thread's CPU time: on a shared machine the wall
     # clock also counts other processes' turns, which swamp a difference this small.
-    cpu_runs, cpu_level_runs = costs_ms_per_s(
-        [lambda c: ours(c, rate, max_overlap), lambda c: ours(c, rate, max_overlap, level=True)],
-        chunked,
-        audio_s,
-        args.repeats,
-        clock=time.thread_time,
+    cpu_chains = [
+        lambda c: ours(c, rate, max_overlap),
+        lambda c: ours(c, rate, max_overlap, level=True),
+    ]
+    baseline = args.baseline_stage
+    if baseline is not None:
+        ours(chunked[0], rate, max_overlap, level=True, stage_class=baseline)
+        cpu_chains.append(lambda c: ours(c, rate, max_overlap, level=True, stage_class=baseline))
+    cpu_runs, cpu_level_runs, *cpu_baseline_runs = costs_ms_per_s(
+        cpu_chains, chunked, audio_s, args.repeats, clock=time.thread_time
     )
 
     stages: dict[str, float] = {}
@@ -408,6 +487,8 @@ def compare_chains(utts: list[np.ndarray], rate: int, cms: int, args: argparse.N
         ),
         "level_extra_cpu_min_ms_per_audio_s": round(min(cpu_level_runs) - min(cpu_runs), 4),
         "level_chunk_invariant": level_identical,
+        **(baseline_comparison(utts, chunked, jittered, rate, baseline, cpu_runs,
+                               cpu_level_runs, cpu_baseline_runs[0]) if baseline else {}),
         "naive_ms_per_audio_s": round(n, 4),
         "naive_min_ms_per_audio_s": round(min(naive_runs), 4),
         "naive_runs": [round(r, 4) for r in naive_runs],
@@ -438,11 +519,18 @@ def main() -> None:
         help="crossfader holdback in our chain (Chatterbox-like; 0 = pass-through)",
     )
     ap.add_argument("--source", choices=["auto", "piper", "synthetic"], default="auto")
+    ap.add_argument(
+        "--level-baseline",
+        metavar="REF",
+        help="also measure the level stage of this git revision (e.g. main, HEAD~3), "
+        "interleaved with today's, and check that both give the same output",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results/pipeline.json")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.repeats = min(args.seconds, 8.0), min(args.repeats, 3)
 
+    args.baseline_stage = baseline_level_stage(args.level_baseline) if args.level_baseline else None
     audio, source_name = source(args)
     results: dict = {
         "settings": {
@@ -455,6 +543,7 @@ def main() -> None:
             "our_quality": DEFAULT_QUALITY,
             "seam_window_ms": 2 * SEAM_WINDOW_MS,
             "threads": 1,
+            "level_baseline": args.level_baseline,
             "python": platform.python_version(),
             "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -510,6 +599,14 @@ def main() -> None:
             f"{row['ours_cpu_ms_per_audio_s']:.3f}; "
             f"chunk-invariant: {row['level_chunk_invariant']}"
         )
+        if args.baseline_stage is not None:
+            print(
+                f"         baseline {args.level_baseline}: extra "
+                f"{row['baseline_level_extra_cpu_ms_per_audio_s']:.3f} ms/s of CPU (min "
+                f"{row['baseline_level_extra_cpu_min_ms_per_audio_s']:.3f}); today / baseline "
+                f"{row['level_extra_cpu_over_baseline']:.2f}; bit-identical output: "
+                f"{row['level_bit_identical_to_baseline']}"
+            )
 
     print("\nresampler holdback before the first 20 ms frame (engine rate -> 8 kHz):")
     longest = 10 * max(args.engine_rates)
