@@ -124,6 +124,7 @@ class LevelStage:
         self._rel = max(1, s.release_ms)
         self._lag = self._la + 3  # sub-blocks held back: the look-ahead and the TP context
         self._limiter = TruePeakLimiter(self._sub, s.true_peak_dbtp, self._la, self._rel)
+        self._need_at = self._limiter.need_at  # the same list: empty when nothing is near
         self._candidate = self._limiter.candidate
         self._clause = GatedLoudness()
         self._hold_blocks = -(-max(0, s.first_gain_after_ms) // _BLOCK_MS)
@@ -145,8 +146,11 @@ class LevelStage:
         self._measured = 0  # blocks measured
         self._measure_at = self._block  # samples pushed when the next block is complete
         self._previous: float | None = None  # mean square of the last block measured
-        self._curve_block = -1  # the block whose gain curve (per sample) is in self._curve
-        self._curve = np.empty(self._block, dtype=np.float32)
+        # The loudness gain per sample from the start of block self._curve_block to
+        # self._curve_end: that block and, once its end knot is known, the next.
+        self._curve_block = -1
+        self._curve_end = 0
+        self._curve = np.empty(2 * self._block, dtype=np.float32)
         self._needs_upto = 0  # limiter needs are known for sub-blocks before this
         self._done = False
 
@@ -193,35 +197,43 @@ class LevelStage:
             self._knots.append(10.0 ** ((last + step) / 20.0))
 
     def _apply_gain(self, a: int, b: int) -> np.ndarray:
-        """Input samples [a, b) times the loudness gain, block by block."""
+        """Input samples [a, b) times the loudness gain, block by block (a push longer
+        than the gain curve at hand)."""
         B = self._block
-        k = a // B
-        if b <= (k + 1) * B:  # within one block: most pushes
-            if k != self._curve_block:
-                self._block_curve(k)
-            off, ka = self._off, k * B
-            return self._buf[a + off : b + off] * self._curve[a - ka : b - ka]
         y = np.empty(b - a, dtype=np.float32)
         pos = a
         while pos < b:
             k = pos // B
             stop = min(b, (k + 1) * B)
-            curve = self._block_curve(k)[pos - k * B : stop - k * B]
+            curve = self._gain_curve(k, stop)[pos - k * B : stop - k * B]
             np.multiply(self._span(pos, stop), curve, out=y[pos - a : stop - a])
             pos = stop
         return y
 
-    def _block_curve(self, k: int) -> np.ndarray:
-        """Block ``k``'s gain per sample (float32), a linear ramp from knot k to knot k + 1:
-        computed once per block, not per push (pushes of 40 ms slice it five times), in
-        place. Each sample's gain is the same float32 expression whatever the slice, so
-        chunking cannot change it."""
+    def _gain_curve(self, k: int, b: int) -> np.ndarray:
+        """The loudness gain per sample (float32) from the start of block ``k``, as far
+        towards sample ``b`` as the knots allow (block k, or blocks k and k + 1): each block
+        a linear ramp from its knot to the next. Computed once per block, not per push
+        (pushes of 40 ms slice it five times), and two blocks at once so that a push across
+        a block edge is one multiply. Each sample's gain is the same float32 expression
+        whatever the slice, so chunking cannot change it."""
+        B, curve = self._block, self._curve
         if self._curve_block != k:
-            g0, g1 = self._knots[k], self._knots[k + 1]
-            np.multiply(self._ramp, np.float32(g1 - g0), out=self._curve)
-            np.add(self._curve, np.float32(g0), out=self._curve)
-            self._curve_block = k
-        return self._curve
+            if self._curve_block == k - 1 and self._curve_end == (k + 1) * B:
+                curve[:B] = curve[B:]  # block k was the second half
+            else:
+                self._ramp_into(curve[:B], k)
+            self._curve_block, self._curve_end = k, (k + 1) * B
+        if b > self._curve_end == (k + 1) * B and k + 2 < len(self._knots):
+            self._ramp_into(curve[B:], k + 1)
+            self._curve_end = (k + 2) * B
+        return curve
+
+    def _ramp_into(self, out: np.ndarray, k: int) -> None:
+        """Block ``k``'s gain per sample: from knot k towards knot k + 1, in place."""
+        g0, g1 = self._knots[k], self._knots[k + 1]
+        np.multiply(self._ramp, np.float32(g1 - g0), out=out)
+        np.add(out, np.float32(g0), out=out)
 
     def _gain_at(self, positions: np.ndarray, a: int, b: int) -> np.ndarray:
         """The loudness gain (linear) at sample ``positions`` within [a, b] (knots and ramps
@@ -233,33 +245,22 @@ class LevelStage:
 
     # --- limiter ---------------------------------------------------------------------
 
-    def _find_needs(self, upto_sub: int) -> None:
-        """Limiter needs of the sub-blocks before ``upto_sub`` (input is final up to there
-        plus the true-peak context, or the stream has ended)."""
-        sub, first = self._sub, self._needs_upto
-        if upto_sub <= first:
-            return
-        self._needs_upto = upto_sub
-        a, b = first * sub, upto_sub * sub
-        end = min(b, self._n_in)  # zeros after the last sample pushed
-        loudest = 0.0
-        if end > a:
-            mag = np.abs(self._buf[a + self._off : end + self._off])
-            loudest = float(mag[mag.argmax()])  # argmax is SIMD in numpy, max is not (3x)
-        top = max(self._knots[a // self._block : (b - 1) // self._block + 2])  # over [a, b)
-        if loudest * top <= self._candidate:
-            return  # the usual case: nothing comes near the ceiling
-        # Only sub-blocks with a sample that the largest gain over [a, b) brings over the
-        # candidate level can come near the ceiling: the limiter looks at those alone.
-        x = self._window(a - TP_TAPS, b + TP_TAPS)
-        over = np.abs(x[TP_TAPS:-TP_TAPS]) > self._candidate / top * _SKIP_MARGIN
-        subs = np.unique(np.flatnonzero(over) // sub)
-        # The largest loudness gain over each of them (at its two ends: the gain is linear
-        # in between).
-        ends = (first + subs).astype(np.float64) * sub
-        g = self._gain_at(np.concatenate((ends, ends + sub)), a, b)
+    def _near_ceiling(self, mag: np.ndarray, a: int, b: int, top: float) -> None:
+        """Limiter needs over input [a, b) (sub-block aligned), where some sample, times the
+        largest loudness gain ``top`` over it, comes near the ceiling; ``mag`` is the
+        magnitude of the input from ``a`` on (to ``b`` or the last sample pushed)."""
+        sub = self._sub
+        first = a // sub
+        # Only sub-blocks with such a sample can come near the ceiling: the limiter looks
+        # at those alone, with the largest loudness gain over each (at one of its ends: the
+        # gain is linear in between).
+        over = np.flatnonzero(mag > self._candidate / top * _SKIP_MARGIN).tolist()
+        subs = sorted({i // sub for i in over})
+        starts = [(first + i) * sub for i in subs]
+        g = self._gain_at(np.array(starts + [p + sub for p in starts], dtype=np.float64), a, b)
         gain = np.maximum(g[: len(subs)], g[len(subs) :])
-        self._limiter.add_needs(x, first, subs, gain)
+        x = self._window(a - TP_TAPS, b + TP_TAPS)
+        self._limiter.add_needs(x, first, np.array(subs), gain)
 
     # --- the stream ------------------------------------------------------------------
 
@@ -289,24 +290,51 @@ class LevelStage:
         return held
 
     def _emit(self, upto_sub: int) -> np.ndarray:
-        sub = self._sub
-        a = self._out
+        """The samples before sub-block ``upto_sub`` (or the end) not emitted yet, with the
+        loudness gain and, where it has needs in reach, the limiter's. It runs on every
+        push, so the usual case (one block, nothing near the ceiling) takes few steps."""
+        sub, a = self._sub, self._out
         first = a // sub
         if upto_sub <= first:
             return _EMPTY
-        self._find_needs(upto_sub + self._la + 2)
-        b = min(upto_sub * sub, self._n_in)
-        y = self._apply_gain(a, b)
-        limiter = self._limiter
-        if limiter.need_at:
-            lim = limiter.gain(first, upto_sub)
-            if lim is not None:
-                limiter.apply(y, a, first, lim)
-            limiter.forget(first - self._rel - 2)
+        B, off, n_in = self._block, self._off, self._n_in
+        # Limiter needs up to the look-ahead (input is final up to there plus the true-peak
+        # context, or the stream has ended): none unless some sample there, times the
+        # largest loudness gain over it, comes near the ceiling.
+        na, nb = self._needs_upto * sub, (upto_sub + self._la + 2) * sub
+        if nb > na:
+            self._needs_upto = nb // sub
+            end = min(nb, n_in)  # zeros after the last sample pushed
+            if end > na:
+                mag = np.abs(self._buf[na + off : end + off])
+                top = max(self._knots[na // B : (nb - 1) // B + 2])  # over [na, nb)
+                # argmax is SIMD in numpy, max is not (3x)
+                if float(mag[mag.argmax()]) * top > self._candidate:
+                    self._near_ceiling(mag, na, nb, top)
+        b = min(upto_sub * sub, n_in)
+        k = a // B
+        if k != self._curve_block or b > self._curve_end:
+            self._gain_curve(k, b)
+        if b <= self._curve_end:  # within the curve at hand: every push but the longest
+            ka = k * B
+            y = self._buf[a + off : b + off] * self._curve[a - ka : b - ka]
+        else:
+            y = self._apply_gain(a, b)
+        if self._need_at:
+            self._limit(y, a, first, upto_sub)
         self._out = b
         # Hold on to the true-peak context and the block being measured, no more.
-        self._base = max(self._base, min(b - TP_TAPS, self._measured * self._block))
+        keep = min(b - TP_TAPS, self._measured * B)
+        if keep > self._base:
+            self._base = keep
         return y
+
+    def _limit(self, y: np.ndarray, a: int, first: int, upto_sub: int) -> None:
+        limiter = self._limiter
+        lim = limiter.gain(first, upto_sub)
+        if lim is not None:
+            limiter.apply(y, a, first, lim)
+        limiter.forget(first - self._rel - 2)
 
     def push(self, x: np.ndarray) -> np.ndarray:
         if self._done:

@@ -87,37 +87,37 @@ class TruePeakLimiter:
         """Needs of sub-blocks ``first + subs`` (ascending; later than any seen before):
         ``x`` holds the audio from ``TP_TAPS`` samples before sub-block ``first`` to
         ``TP_TAPS`` after the last of them, ``gain`` the largest loudness gain over each."""
-        sub = self.sub
-        start = subs * sub + TP_TAPS
-        rows = np.abs(x[start[:, None] + np.arange(sub)[None, :]])
-        peaks = rows.max(axis=1) * gain
-        near = np.nonzero(peaks > self.candidate)[0]
-        if not len(near):
-            return
-        tp = np.maximum(peaks[near], self._true_peaks(x, subs[near]) * gain[near])
-        for i, peak in zip(subs[near].tolist(), tp.tolist(), strict=True):
-            if peak > self.ceiling:
-                self.need_at.append(first + i)
-                self.need_db.append(20.0 * math.log10(self.ceiling / peak))
-
-    def _true_peaks(self, x: np.ndarray, subs: np.ndarray) -> np.ndarray:
-        """Largest 4x-interpolated value in each sub-block ``subs`` of ``x`` (which starts
-        ``TP_TAPS`` samples before the first sub-block, so every tap has its sample)."""
         if len(subs) > _BATCH:  # a long push: batches whose products stay in cache
-            parts = [self._true_peaks(x, subs[i : i + _BATCH])
-                     for i in range(0, len(subs), _BATCH)]
-            return np.concatenate(parts)
-        sub, h = self.sub, TP_TAPS // 2
-        start = subs * sub + TP_TAPS - h
+            for i in range(0, len(subs), _BATCH):
+                self.add_needs(x, first, subs[i : i + _BATCH], gain[i : i + _BATCH])
+            return
+        sample, true = self._peaks(x, subs)
+        peaks = sample * gain
+        # Only where the sample peak comes near the ceiling does the true peak count.
+        tp = np.maximum(peaks, true * gain)
+        need = (peaks > self.candidate) & (tp > self.ceiling)
+        for i, peak in zip(subs[need].tolist(), tp[need].tolist(), strict=True):
+            self.need_at.append(first + i)
+            self.need_db.append(20.0 * math.log10(self.ceiling / peak))
+
+    def _peaks(self, x: np.ndarray, subs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sample peak and largest 4x-interpolated value of each sub-block ``subs`` of
+        ``x`` (which starts ``TP_TAPS`` samples before the first sub-block, so every tap
+        has its sample)."""
+        h = TP_TAPS // 2
+        start = subs * self.sub + (TP_TAPS - h)
         # taps[t, s, i]: the sample under tap t for interval i of sub-block s (the intervals
-        # before, inside and after its samples); times phase p's tap t: prods[t, p, (s, i)].
+        # before, inside and after its samples; tap h over interval i is its sample i);
+        # times phase p's tap t: prods[t, p, (s, i)].
         taps = x[start[None, :, None] + self._tp_index[:, None, :]].astype(np.float64)
+        sample = np.abs(taps[h, :, : self.sub]).max(axis=1)
         prods = taps.reshape(TP_TAPS, 1, -1) * _true_peak_by_tap()
         # Summed tap by tap in a fixed order (a reduction over the outer axis adds whole
         # rows one after another), not by a matrix product, whose rounding may depend on
         # the batch shape: the result must not depend on chunking.
         interp = np.add.reduce(prods, axis=0)
-        return np.asarray(np.abs(interp).reshape(_OVERSAMPLE, len(subs), -1).max(axis=(0, 2)))
+        true = np.abs(interp).reshape(_OVERSAMPLE, len(subs), -1).max(axis=(0, 2))
+        return sample, true
 
     def gain(self, first: int, last: int) -> np.ndarray | None:
         """Limiter gain (linear) at the sub-block boundaries first..last (inclusive); None

@@ -119,10 +119,7 @@ class GatedLoudness:
         self._heard_seconds = 0.0
         self._energy = 0.0
         self.seconds = 0.0
-
-    @property
-    def lufs(self) -> float:
-        return lufs(self._energy / self.seconds) if self.seconds else -math.inf
+        self.lufs = -math.inf  # of what passed both gates (kept, not derived on each read)
 
     def add(self, mean_square: float, seconds: float) -> None:
         level = lufs(mean_square)
@@ -134,6 +131,7 @@ class GatedLoudness:
             return
         self._energy += mean_square * seconds
         self.seconds += seconds
+        self.lufs = lufs(self._energy / self.seconds)
 
 
 def pooled_lufs(prior_lufs: float, prior_seconds: float, gated: GatedLoudness) -> float:
