@@ -52,8 +52,9 @@ __all__ = [
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _BLOCK_MS = 200  # the stage's loudness block: one measurement and one gain decision
-# Sub-blocks with no sample over the candidate level by this factor cannot come near the
-# ceiling after the gain (a margin for the rounding of the comparison, not of the audio).
+# A sub-block whose samples all stay under the limiter's candidate level divided by the
+# largest gain over it cannot come near the ceiling; this factor leaves room for the
+# rounding of that division (a sub-block on the edge is looked at, never skipped).
 _SKIP_MARGIN = 1.0 - 1e-9
 
 
