@@ -512,6 +512,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="tokens a frame waits for before it is committed (decoder default)")
     p.add_argument("--hold-frames", type=int, default=None,
                    help="committed frames the vocoder holds back as right context")
+    p.add_argument("--overlap-frames", type=int, default=None,
+                   help="frames of the previous chunk re-decoded and crossfaded at each seam")
     p.add_argument("--context-tokens", type=int, default=None,
                    help="cap the committed tokens a flow run re-reads "
                    "(CHATTERBOX_FLOW_CONTEXT_TOKENS; default: the whole prefix)")
@@ -536,8 +538,10 @@ def decoder_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.lookahead is not None:
         options["lookahead"] = args.lookahead
-    if args.hold_frames is not None:
-        options["vocoder"] = {"hold_frames": args.hold_frames}
+    vocoder = {name: getattr(args, name) for name in ("hold_frames", "overlap_frames")
+               if getattr(args, name) is not None}
+    if vocoder:
+        options["vocoder"] = vocoder
     if args.context_tokens is not None:
         options["context_tokens"] = args.context_tokens
     return options

@@ -43,7 +43,7 @@ def test_package_imports_without_loading_torch_and_reports_capabilities() -> Non
         capabilities_for("standard").preset_fields
     )
     assert "fr" in capabilities_for("multilingual").languages
-    assert caps.max_overlap_samples == 1920
+    assert caps.max_overlap_samples == 480  # one 20 ms frame
     assert isinstance(extra_installed(), bool)
 
 
@@ -164,7 +164,7 @@ def test_turbo_chunks_follow_adaptive_preset_and_first_arrives_early(turbo_engin
 
     assert new[0] == 12 * TOKEN - (HELD_FRAMES + short_frames(turbo_engine)) * 480
     assert all(n == 24 * TOKEN for n in new[1:-1])
-    assert chunks[0].overlap == 0 and all(c.overlap == 1920 for c in chunks[1:])
+    assert chunks[0].overlap == 0 and all(c.overlap == 480 for c in chunks[1:])
     assert times[0] < 0.6 * times[-1]
 
 

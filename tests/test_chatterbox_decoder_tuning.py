@@ -103,3 +103,13 @@ def test_a_context_cap_bounds_what_every_flow_run_reads(
 def test_decoder_settings_out_of_range_are_refused_at_startup(field: str, value: int) -> None:
     with pytest.raises(pydantic.ValidationError, match=field):
         Settings(_env_file=None, **{field: value})
+
+
+def test_the_engine_declares_the_overlap_its_vocoder_makes() -> None:
+    """The crossfader holds back the declared maximum of every chunk: more than the
+    vocoder re-decodes is lag for nothing, less would cut a seam's blend short."""
+    from app.engines.chatterbox.engine import OVERLAP_SAMPLES, capabilities_for
+    from app.engines.chatterbox.vocoder import OVERLAP_FRAMES, SAMPLES_PER_FRAME
+
+    assert OVERLAP_SAMPLES == OVERLAP_FRAMES * SAMPLES_PER_FRAME
+    assert capabilities_for("turbo").max_overlap_samples == OVERLAP_SAMPLES

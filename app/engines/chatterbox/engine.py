@@ -41,7 +41,7 @@ from app.engines.base import (
 from app.errors import Busy, EngineError, EngineUnavailable, InvalidRequest, VoiceInvalid
 
 SAMPLE_RATE = 24000
-OVERLAP_SAMPLES = 4 * 480  # decoder.OVERLAP_FRAMES * SAMPLES_PER_FRAME (kept import-free)
+OVERLAP_SAMPLES = 1 * 480  # vocoder.OVERLAP_FRAMES * SAMPLES_PER_FRAME (kept import-free)
 TURBO_DECODER_STEPS = 2  # Turbo's mean-flow decoder is distilled for 2 steps: its own count
 TURBO_LIKE = ("turbo", "nano")  # the Turbo architecture: GPT-2 backbone, mean-flow decoder
 S3GEN_SIL = 4299  # chatterbox.models.s3gen.const.S3GEN_SIL: Turbo appends 3 after the tokens
