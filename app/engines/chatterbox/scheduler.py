@@ -120,13 +120,14 @@ class StepScheduler:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        self.give_way(self.t3.tfmr)
+        # The backbone's blocks and their halves: tfmr -> h / layers -> block -> attn, mlp
+        self.give_way(self.t3.tfmr, depth=3)
 
-    def give_way(self, module: Any) -> None:
+    def give_way(self, module: Any, depth: int | None = None) -> None:
         """On a CPU, ``module`` (S3Gen, the watermark network) pauses at its next submodule
         while a joiner's prefill runs on the prefill thread (``batch_gate``)."""
         if self.gate is not None and len(self._threads) > 1:
-            self.gate.hold(module)
+            self.gate.hold(module, depth)
 
     def close(self) -> None:
         with self._cond:
