@@ -140,7 +140,12 @@ class ChatterboxEngine:
             "headroom": max(self.capacity - self._active, 0),
             "budget": self.budget,
             "dtype": self.settings.chatterbox_dtype,
+            "prompt_cache": self._prompt_cache_stats(),
         }
+
+    def _prompt_cache_stats(self) -> dict[str, Any] | None:
+        cache = self._scheduler.prompt_cache if self._scheduler is not None else None
+        return cache.stats() if cache is not None else None
 
     async def load(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,7 +168,8 @@ class ChatterboxEngine:
             hold_frames=self.settings.chatterbox_vocoder_hold_frames,
             context_tokens=self.settings.chatterbox_flow_context_tokens or None,
         )
-        self._scheduler = runtime.new_scheduler(model, self.family)
+        self._scheduler = runtime.new_scheduler(model, self.family,
+                                                self.settings.chatterbox_prompt_cache_mb)
         self._scheduler.start()
         # On a CPU a joiner's prefill comes before decodes: they pause for it.
         self._scheduler.give_way(model.s3gen)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from app.engines.base import SynthesisParams
 from app.engines.chatterbox.decoder import LOOKAHEAD, StreamingDecoder
+from app.engines.chatterbox.prompt_cache import PromptCache
 from app.engines.chatterbox.scheduler import (
     AttentionSpy,
     StepScheduler,
@@ -141,14 +142,17 @@ def token_request(
                         analyzer=analyzer, greedy=greedy, fixed_tokens=fixed_tokens)
 
 
-def new_scheduler(model: Any, family: str) -> StepScheduler:
-    """The model's step scheduler; multilingual with alignment heads gets an attention spy."""
+def new_scheduler(model: Any, family: str, prompt_cache_mb: int = 0) -> StepScheduler:
+    """The model's step scheduler; multilingual with alignment heads gets an attention spy.
+
+    ``prompt_cache_mb``: the bound of the voices' conditioning-prefix cache (0 = off)."""
     spy = None
     if family == "multilingual" and _has_alignment_heads(model.t3):
         from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
 
         spy = AttentionSpy(model.t3.tfmr, list(LLAMA_ALIGNED_HEADS))
-    return StepScheduler(model.t3, family, spy=spy)
+    return StepScheduler(model.t3, family, spy=spy,
+                         prompt_cache=PromptCache.from_megabytes(prompt_cache_mb))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ while one runs, and a step in flight and any chunk decode pause at their next mo
 With the multilingual attention spy, which must see every forward in order, joins are
 prefilled on the token loop instead.
 
+A joiner whose voice (and exaggeration) was prefilled before starts from a copy of that
+conditioning prefix's keys and values (``prompt_cache``) and runs the backbone over its
+text and start token only. Off with the attention spy: the alignment analyzer reads the
+prefill's attention rows from the prefix on.
+
 Cancel sets a flag that is read before every sample and every forward, so a cancelled
 stream gets no further token and leaves the batch before the next step. Rows are left-padded
 (see ``batch_cache``); each row gets its own positions and attention mask, so its tokens
@@ -43,6 +48,7 @@ from app.engines.chatterbox.batch_cache import SlotCache
 from app.engines.chatterbox.batch_gate import PrefillGate
 from app.engines.chatterbox.batch_sampling import SPEECH_VOCAB, RowOptions, RowSampler
 from app.engines.chatterbox.batch_stream import TokenRequest, TokenStream
+from app.engines.chatterbox.prompt_cache import PromptCache
 
 __all__ = ["AttentionSpy", "StepScheduler", "TokenRequest", "TokenStream"]
 
@@ -84,8 +90,11 @@ class StepScheduler:
     """Owns the token loop of one T3 model for every stream (see the module docstring)."""
 
     def __init__(self, t3: Any, family: str, spy: Any = None,
-                 yield_to_prefill: bool | None = None) -> None:
+                 yield_to_prefill: bool | None = None,
+                 prompt_cache: PromptCache | None = None) -> None:
         self.t3 = t3
+        # Voices' conditioning-prefix keys/values; None (or 0 bytes) prefills everything.
+        self.prompt_cache = prompt_cache if spy is None else None
         # On a CPU the prefill and the step share the same cores: running both at once only
         # makes the joiner's prefill slower, so the loop waits for a running prefill at the
         # next step boundary. On a GPU the two overlap (launch overhead, other kernels).
@@ -293,17 +302,22 @@ class StepScheduler:
         dtype = t3.speech_head.weight.dtype
         if dtype != torch.float32:  # CHATTERBOX_DTYPE: this request's own T3Cond, cast
             req.t3_cond.to(dtype=dtype)
-        embeds, _ = t3.prepare_input_embeds(t3_cond=req.t3_cond, text_tokens=text,
-                                            speech_tokens=start,
-                                            cfg_weight=req.sampling.cfg_weight if guided else 0.0)
+        embeds, len_cond = t3.prepare_input_embeds(
+            t3_cond=req.t3_cond, text_tokens=text, speech_tokens=start,
+            cfg_weight=req.sampling.cfg_weight if guided else 0.0)
+        if not self.turbo:
+            bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=embeds.device)
+            bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+            embeds = torch.cat([embeds, bos_embed.expand(embeds.shape[0], -1, -1)], dim=1)
+        past = None
+        if self.prompt_cache is not None and self.prompt_cache.enabled:
+            # The prefix from the cache; positions continue from its length (the backbone
+            # counts them from the cache: GPT-2's absolute, Llama's rotary).
+            past = self.prompt_cache.past(t3, req.t3_cond, embeds, len_cond)
+            embeds = embeds[:, len_cond:]
+        out = t3.tfmr(inputs_embeds=embeds, past_key_values=past, use_cache=True)
         if self.turbo:
-            out = t3.tfmr(inputs_embeds=embeds, use_cache=True)
             return out.past_key_values, t3.speech_head(out[0][:, -1:])[:, -1, :].float()
-        bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=embeds.device)
-        bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
-        if guided:
-            bos_embed = torch.cat([bos_embed, bos_embed])
-        out = t3.tfmr(inputs_embeds=torch.cat([embeds, bos_embed], dim=1), use_cache=True)
         # The library projects the whole prefill; a one-row matmul can round differently.
         return out.past_key_values, t3.speech_head(out[0])[:, -1, :].float()
 
