@@ -25,9 +25,17 @@ judged); ``--full-size FAMILY`` random weights at the real size (built once unde
 ``--cache``); ``--ckpt-dir`` real weights. Writes ``{mode: {N: {...}}}`` to ``--json`` and the
 conditions, step times per batch size and decode times to ``<json>.details.json``.
 
+``--prompt-cache`` (``on``, the service's default; ``off``; ``both``): the voices' prefix
+cache (``CHATTERBOX_PROMPT_CACHE_MB``) for the modes; ``both`` also measures a stream's
+first token alone (submission to the scheduler until its first token, fixed one-token
+replies in the default voice) with the cache off and with a cache hit, in alternation on
+the same engine, and writes both, the cache miss and their ratio to the details under
+``prompt_cache``. ``--modes ""`` skips the modes (the cache comparison alone).
+
     python benchmarks/chatterbox_capacity.py --tiny --json benchmarks/results/capacity_tiny.json
     python benchmarks/chatterbox_capacity.py --full-size turbo --modes batched --tokens 48
     python benchmarks/chatterbox_capacity.py --full-size turbo --device cuda   # on a GPU
+    python benchmarks/chatterbox_capacity.py --full-size turbo --modes "" --prompt-cache both
 """
 
 from __future__ import annotations
@@ -202,6 +210,49 @@ def instrument(engine: Any) -> list[float]:
     return decode_s
 
 
+def prompt_cache_probes(engine: Any, voice: Any, probes: int) -> dict[str, Any]:
+    """First token alone with the prefix cache off and with a hit, alternating (the same
+    engine, so the machine's load moves both alike); the first cached reply is the miss."""
+    from app.engines.chatterbox import runtime
+    from app.engines.chatterbox.prompt_cache import PromptCache
+
+    sched = engine._scheduler
+    while sched.streams:  # the modes' cancelled streams leave at the next step
+        time.sleep(0.01)
+    saved = sched.prompt_cache
+    cache = PromptCache(saved.max_bytes if saved is not None and saved.enabled else 1 << 40)
+    _TOKENS.set(1)
+
+    def first_token_ms(seed: int) -> float:
+        handles: list[Any] = []
+        _HANDLES.set(handles)
+        plan = runtime.Plan.build(engine.family, SynthesisParams(preset=PRESETS["balanced"],
+                                                                 seed=seed))
+        request = runtime.token_request(engine._model, engine.family, TEXT, "en",
+                                        runtime.request_cond(voice.data, plan), plan)
+        handle = sched.submit(request)
+        handle.wait_for(1 << 30)
+        return 1000 * (handle.first_token_at - handle.submitted_at)
+
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        sched.prompt_cache = cache
+        miss = first_token_ms(0)
+        for k in range(probes):
+            for state in ("off", "on"):
+                sched.prompt_cache = cache if state == "on" else None
+                times[state].append(first_token_ms(1 + k))
+    finally:
+        sched.prompt_cache = saved
+    off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    return {"first_token_alone_ms": {
+                "off_p50": round(off, 2), "on_hit_p50": round(on, 2), "on_miss": round(miss, 2),
+                "off": [round(t, 2) for t in times["off"]],
+                "on_hit": [round(t, 2) for t in times["on"]]},
+            "off_over_on_p50": round(off / on, 2), "probes": probes,
+            "entry_bytes": cache.nbytes, "stats": cache.stats()}
+
+
 # --- checkpoints and the engine ---
 def checkpoint(args: argparse.Namespace) -> tuple[str, Path]:
     if args.ckpt_dir:
@@ -231,7 +282,9 @@ def load_engine(family: str, ckpt: Path, args: argparse.Namespace, streams: int)
     settings = Settings(_env_file=None, chatterbox_model=family, chatterbox_ckpt_dir=ckpt,
                         chatterbox_device=args.device, chatterbox_dtype=args.dtype,
                         max_concurrent_streams=streams, chatterbox_stream_budget=streams,
-                        watermark=not args.no_watermark)
+                        watermark=not args.no_watermark,
+                        **({"chatterbox_prompt_cache_mb": 0} if args.prompt_cache == "off"
+                           else {}))
     engine = ChatterboxEngine(settings)
     asyncio.run(engine.load())
     return engine
@@ -260,6 +313,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--preset", default="balanced")
     ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
     ap.add_argument("--no-watermark", action="store_true")
+    ap.add_argument("--prompt-cache", default="on", choices=("on", "off", "both"),
+                    help="the voices' prefix cache for the modes; both: also first token "
+                    "alone with it off and on")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chatterbox-capacity"))
     ap.add_argument("--json", default="benchmarks/results/chatterbox_capacity.json")
     args = ap.parse_args(argv)
@@ -280,9 +336,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("tiny random" if not args.ckpt_dir else str(ckpt)), "device": engine.device,
         "dtype": engine.stats()["dtype"], "torch_threads": args.threads,
         "cpu": platform.processor() or platform.machine(), "tokens_per_stream": args.tokens,
-        "probes": args.probes, "preset": args.preset, "watermark": not args.no_watermark},
-        "modes": {}}
-    for mode in args.modes.split(","):
+        "probes": args.probes, "preset": args.preset, "watermark": not args.no_watermark,
+        "prompt_cache": args.prompt_cache}, "modes": {}}
+    for mode in filter(None, args.modes.split(",")):
         runner = Runner(engine, voice, args.preset, mode)
         report[mode] = {}
         engine._scheduler.step_log.clear()
@@ -303,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runner.worker.shutdown()
         if mode == "batched":
             details["step_ms_by_batch"] = step_times(engine)
+    if args.prompt_cache == "both":
+        details["prompt_cache"] = prompt_cache_probes(engine, voice, args.probes)
     asyncio.run(engine.aclose())
     summarize(report, details)
     out = Path(args.json)
@@ -325,6 +383,12 @@ def summarize(report: dict[str, Any], details: dict[str, Any]) -> None:
         crowded = b[str(top)]["first_token_p95_ms"]
         print(f"first token: alone p50 {alone} ms, with {top - 1} others p95 {crowded} ms "
               f"({crowded / alone:.2f}x)")
+    if "prompt_cache" in details:
+        pc = details["prompt_cache"]
+        ft = pc["first_token_alone_ms"]
+        print(f"first token alone, prompt cache off p50 {ft['off_p50']} ms, hit p50 "
+              f"{ft['on_hit_p50']} ms ({pc['off_over_on_p50']}x), miss {ft['on_miss']} ms; "
+              f"{pc['entry_bytes'] / 2**20:.1f} MB per voice")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ def test_capacity_benchmark_reports_both_modes(tiny_turbo_dir, tmp_path) -> None
     out = tmp_path / "capacity.json"
     report = bench.main(["--ckpt-dir", str(tiny_turbo_dir), "--device", "cpu",
                          "--streams", "1,2", "--tokens", "14", "--probes", "1",
-                         "--preset", "realtime", "--no-watermark", "--json", str(out)])
+                         "--preset", "realtime", "--no-watermark", "--prompt-cache", "both",
+                         "--json", str(out)])
     assert set(report) == {"batched", "interleaved"}
     keys = {"aggregate_tokens_per_s", "first_token_p50_ms", "first_token_p95_ms",
             "per_stream_rtf", "ttfa_p50_ms", "ttfa_p95_ms"}
@@ -111,3 +112,6 @@ def test_capacity_benchmark_reports_both_modes(tiny_turbo_dir, tmp_path) -> None
     assert json.loads(out.read_text()) == report
     details = json.loads(out.with_suffix(".details.json").read_text())
     assert details["step_ms_by_batch"]["2"] > 0
+    first = details["prompt_cache"]["first_token_alone_ms"]  # prefix cache off against a hit
+    assert len(first["off"]) == len(first["on_hit"]) == 1 and first["on_miss"] > 0
+    assert details["prompt_cache"]["stats"]["hits"] == 1
