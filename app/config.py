@@ -183,8 +183,10 @@ class Settings(BaseSettings):
         "re-reads; 0 = the whole sentence so far (best match with the one-shot, cost grows "
         "with the sentence), N caps a chunk's cost on long sentences.",
     )
+    # 2048: the default MAX_CACHED_VOICES (50) of Turbo voices in bfloat16 at the longest
+    # prompt (35 MiB each) fit, as do 29 in float32 (CPU); small beside a GPU's memory.
     chatterbox_prompt_cache_mb: int = Field(
-        1024, ge=0, le=1_000_000, description="Step scheduler: memory (on the model's device) "
+        2048, ge=0, le=1_000_000, description="Step scheduler: memory (on the model's device) "
         "for voices' conditioning-prompt keys/values, so a reply in a voice seen before "
         "prefills only its text; least recently used out; 0 = off. A voice takes up to "
         "70 MiB on Turbo in float32 (35 in bfloat16), 26 on nano, 8 on standard.",
