@@ -283,8 +283,9 @@ def load_engine(family: str, ckpt: Path, args: argparse.Namespace, streams: int)
                         chatterbox_device=args.device, chatterbox_dtype=args.dtype,
                         max_concurrent_streams=streams, chatterbox_stream_budget=streams,
                         watermark=not args.no_watermark,
-                        **({"chatterbox_prompt_cache_mb": 0} if args.prompt_cache == "off"
-                           else {}))
+                        # (chatterbox_steps.py passes its own args, without the flag)
+                        **({"chatterbox_prompt_cache_mb": 0}
+                           if getattr(args, "prompt_cache", "on") == "off" else {}))
     engine = ChatterboxEngine(settings)
     asyncio.run(engine.load())
     return engine
