@@ -6,7 +6,9 @@ is printed) while every token of the stream is the same, greedy and seeded sampl
 and standard with guidance; a second reply in the same voice hits, a different voice or a
 different exaggeration misses, and the engine's ``stats()`` (``/health``) shows the
 counts; the byte bound evicts the least recently used entry and is never exceeded; 0 turns
-the cache off; a voice replaced by a new clip under the same id never reuses the old entry.
+the cache off; a voice replaced by a new clip under the same id never reuses the old entry;
+a voice being prepared (a preload, or its first use) has its prefix computed ahead, so its
+first reply is a hit.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def _voice(engine: Any, seed: int | None = None, voice_id: str = "caller") -> An
     if seed is None:
         return asyncio.run(engine.prepare_voice(None))
     clip = VoiceClip(voice_id, reference_clip(5.5, seed=seed), 24000)
-    return asyncio.run(engine.prepare_voice(clip))
+    voice = asyncio.run(engine.prepare_voice(clip))
+    assert engine._scheduler.wait_warm(120)  # its prefix went into the cache of then
+    return voice
 
 
 def _run(engine: Any, voice: Any, text: str, seed: int, exaggeration: float | None = None,
@@ -219,3 +223,34 @@ def test_a_replaced_voice_never_reuses_the_old_entry(cache_turbo) -> None:
     print(f"first-token logits against the new clip's full prefill: new clip {diff(after):.1e}, "
           f"old clip {diff(before):.1e}")
     assert diff(after) <= 1e-5 < diff(before)
+
+
+@pytest.mark.parametrize("family", ["turbo", "standard"])
+def test_a_prepared_voice_is_cached_before_its_first_reply(request, family) -> None:
+    from app.engines.chatterbox.tiny import reference_clip
+
+    engine = _engine(request, family)
+    exaggeration = None if family == "turbo" else PRESETS["balanced"].exaggeration
+    with _cache(engine, 1 << 30) as cache:
+        clip = VoiceClip("preloaded", reference_clip(5.5, seed=31), 24000)
+        voice = asyncio.run(engine.prepare_voice(clip))  # what /preload runs
+        assert engine._scheduler.wait_warm(120)
+        assert cache.stats()["entries"] == 1 and (cache.warmed, cache.misses) == (1, 0)
+        with _prefill_lengths(engine) as lengths:
+            _run(engine, voice, TEXTS[1], 5, exaggeration=exaggeration, fixed_tokens=2)
+        assert (cache.hits, cache.misses, cache.warmed) == (1, 0, 1)
+        assert len(lengths) == 1  # one forward: its text and start token, no prefix
+
+
+def test_nothing_is_warmed_without_a_cache(tiny_turbo_dir: Path) -> None:  # noqa: F811
+    from app.engines.chatterbox.tiny import reference_clip
+
+    engine = make_engine("turbo", tiny_turbo_dir, chatterbox_prompt_cache_mb=0)
+    try:
+        clip = VoiceClip("preloaded", reference_clip(5.5, seed=31), 24000)
+        with _prefill_lengths(engine) as lengths:
+            asyncio.run(engine.prepare_voice(clip))
+            assert engine._scheduler.wait_warm(5)
+        assert lengths == [] and engine.stats()["prompt_cache"]["warmed"] == 0
+    finally:
+        asyncio.run(engine.aclose())

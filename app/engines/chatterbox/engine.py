@@ -217,7 +217,20 @@ class ChatterboxEngine:
             conds = await loop.run_in_executor(self._executor, self._prepare_sync, clip)
         except ValueError as exc:
             raise VoiceInvalid(f"Voice {clip.voice_id} is not usable: {exc}") from exc
+        self._warm_prompt(conds)
         return VoiceHandle(clip.voice_id, builtin=False, data=conds)
+
+    def _warm_prompt(self, conds: Any) -> None:
+        """Cache the new voice's conditioning prefix before its first reply (a preload or
+        the first use), for the default preset's exaggeration where the family reads it:
+        that reply then prefills only its text (README, "Voice prompt cache")."""
+        from app.engines.chatterbox import runtime
+        from app.presets import get_preset
+
+        if self._scheduler is None:
+            return
+        plan = runtime.Plan.build(self.family, SynthesisParams(preset=get_preset(None)))
+        self._scheduler.warm(runtime.request_cond(conds, plan))
 
     def _prepare_sync(self, clip: VoiceClip) -> Any:
         from app.engines.chatterbox.voices import prepare_conditionals

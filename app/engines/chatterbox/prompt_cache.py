@@ -49,6 +49,7 @@ class PromptCache:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
+        self.warmed = 0  # prefixes computed ahead of a voice's first reply (``warm``)
 
     @classmethod
     def from_megabytes(cls, mb: int) -> PromptCache:
@@ -66,7 +67,7 @@ class PromptCache:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes,
                     "max_bytes": self.max_bytes, "hits": self.hits, "misses": self.misses,
-                    "evictions": self.evictions}
+                    "evictions": self.evictions, "warmed": self.warmed}
 
     def clear(self) -> None:
         with self._lock:
@@ -77,24 +78,36 @@ class PromptCache:
         """A fresh cache holding the prefix (``embeds[:, :len_cond]``) for every row of
         ``embeds``, computed by the backbone on a miss. The rows' prefixes must be equal
         (a guidance row shares its stream's conditioning: ``T3.prepare_input_embeds``)."""
-        key = prefix_key(t3, t3_cond, embeds.dtype)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-        if entry is None:
-            out = t3.tfmr(inputs_embeds=embeds[:1, :len_cond], use_cache=True)
-            entry = _store(out.past_key_values)
-            self._put(key, entry)
+        entry = self._entry(t3, t3_cond, embeds, len_cond, count=True)
         rows = embeds.shape[0]
         # DynamicCache copies what it is given (its layers concatenate onto an empty
         # tensor), so the stream's own forward never writes into the shared entry.
         return DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1),
                                              v.expand(rows, -1, -1, -1))
                                             for k, v in entry.layers])
+
+    def warm(self, t3: Any, t3_cond: Any, embeds: torch.Tensor, len_cond: int) -> None:
+        """Compute and keep the prefix ahead of the voice's first reply (counted as
+        ``warmed``, neither a hit nor a miss)."""
+        self._entry(t3, t3_cond, embeds, len_cond, count=False)
+
+    def _entry(self, t3: Any, t3_cond: Any, embeds: torch.Tensor, len_cond: int, *,
+               count: bool) -> _Prefix:
+        key = prefix_key(t3, t3_cond, embeds.dtype)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            if count:
+                self.hits += entry is not None
+                self.misses += entry is None
+            elif entry is None:
+                self.warmed += 1
+        if entry is None:
+            out = t3.tfmr(inputs_embeds=embeds[:1, :len_cond], use_cache=True)
+            entry = _store(out.past_key_values)
+            self._put(key, entry)
+        return entry
 
     def _put(self, key: str, entry: _Prefix) -> None:
         if entry.nbytes > self.max_bytes:

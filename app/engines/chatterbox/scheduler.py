@@ -111,6 +111,9 @@ class StepScheduler:
         self._sampler = RowSampler()
         self._pending: collections.deque[TokenStream] = collections.deque()
         self._ready: list[_Joiner] = []  # prefilled on the prefill thread, first token out
+        # (cache, T3Cond) to compute ahead; ``_warming`` counts them until they are done
+        self._warm: collections.deque[tuple[PromptCache, Any]] = collections.deque()
+        self._warming = 0
         self._preparing = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -159,6 +162,27 @@ class StepScheduler:
             self._pending.append(stream)
             self._cond.notify_all()
         return stream
+
+    def warm(self, t3_cond: Any) -> bool:
+        """Put a voice's conditioning prefix into the prompt cache before its first reply
+        (a voice being prepared or preloaded). Runs on the prefill thread when no joiner
+        is waiting, without pausing anybody (no gate): it is nobody's first token.
+        False, doing nothing, without a cache or a prefill thread."""
+        cache = self.prompt_cache  # the cache of now, should another replace it meanwhile
+        if cache is None or not cache.enabled or len(self._threads) < 2:
+            return False
+        with self._cond:
+            if self._closed:
+                return False
+            self._warm.append((cache, t3_cond))
+            self._warming += 1
+            self._cond.notify_all()
+        return True
+
+    def wait_warm(self, timeout: float) -> bool:
+        """Wait until every prefix ``warm`` was given is computed; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or not self._warming, timeout)
 
     def run_once(self, join: TokenStream | None = None) -> None:
         """One iteration on the calling thread, for a scheduler that was never started
@@ -221,11 +245,25 @@ class StepScheduler:
         waits for its own prefill only, and the batch waits for nobody's prefill."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or bool(self._pending))
+                self._cond.wait_for(lambda: self._closed or bool(self._pending or self._warm))
                 if self._closed:
                     break
-                stream = self._pending.popleft()
-                self._preparing += 1
+                if not self._pending:  # joiners first: a warm-up is nobody's first token
+                    cache, t3_cond = self._warm.popleft()
+                    stream = None
+                else:
+                    stream = self._pending.popleft()
+                    self._preparing += 1
+            if stream is None:
+                try:
+                    with torch.inference_mode():
+                        self._warm_prefix(cache, t3_cond)
+                except Exception:  # the voice's first reply computes it instead
+                    log.exception("Chatterbox prompt warm-up failed")
+                with self._cond:
+                    self._warming -= 1
+                    self._cond.notify_all()
+                continue
             joiner = None
             try:
                 with torch.inference_mode(), self._prefilling():
@@ -294,21 +332,11 @@ class StepScheduler:
     def _prefill(self, req: TokenRequest, guided: bool) -> tuple[Any, torch.Tensor]:
         """The library's first forward for one stream: (its cache, its last logits rows)."""
         t3 = self.t3
-        hp = t3.hp
         text = req.text_tokens.to(dtype=torch.long, device=t3.device)
         if guided:
             text = torch.cat([text, text], dim=0)
-        start = hp.start_speech_token * torch.ones_like(text[:, :1])
-        dtype = t3.speech_head.weight.dtype
-        if dtype != torch.float32:  # CHATTERBOX_DTYPE: this request's own T3Cond, cast
-            req.t3_cond.to(dtype=dtype)
-        embeds, len_cond = t3.prepare_input_embeds(
-            t3_cond=req.t3_cond, text_tokens=text, speech_tokens=start,
-            cfg_weight=req.sampling.cfg_weight if guided else 0.0)
-        if not self.turbo:
-            bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=embeds.device)
-            bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
-            embeds = torch.cat([embeds, bos_embed.expand(embeds.shape[0], -1, -1)], dim=1)
+        embeds, len_cond = self._embeds(req.t3_cond, text,
+                                        req.sampling.cfg_weight if guided else 0.0)
         past = None
         if self.prompt_cache is not None and self.prompt_cache.enabled:
             # The prefix from the cache; positions continue from its length (the backbone
@@ -320,6 +348,31 @@ class StepScheduler:
             return out.past_key_values, t3.speech_head(out[0][:, -1:])[:, -1, :].float()
         # The library projects the whole prefill; a one-row matmul can round differently.
         return out.past_key_values, t3.speech_head(out[0])[:, -1, :].float()
+
+    def _embeds(self, t3_cond: Any, text: torch.Tensor, cfg_weight: float
+                ) -> tuple[torch.Tensor, int]:
+        """The prefill's input embeddings (conditioning, text, start of speech) and the
+        conditioning's length, as the library builds them."""
+        t3 = self.t3
+        hp = t3.hp
+        start = hp.start_speech_token * torch.ones_like(text[:, :1])
+        dtype = t3.speech_head.weight.dtype
+        if dtype != torch.float32:  # CHATTERBOX_DTYPE: this request's own T3Cond, cast
+            t3_cond.to(dtype=dtype)
+        embeds, len_cond = t3.prepare_input_embeds(
+            t3_cond=t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=cfg_weight)
+        if not self.turbo:
+            bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=embeds.device)
+            bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+            embeds = torch.cat([embeds, bos_embed.expand(embeds.shape[0], -1, -1)], dim=1)
+        return embeds, int(len_cond)
+
+    def _warm_prefix(self, cache: PromptCache, t3_cond: Any) -> None:
+        """Compute a voice's conditioning prefix into ``cache`` (``warm``)."""
+        text = torch.full((1, 1), self.t3.hp.start_text_token, dtype=torch.long,
+                          device=self.t3.device)
+        embeds, len_cond = self._embeds(t3_cond, text, 0.0)
+        cache.warm(self.t3, t3_cond, embeds, len_cond)
 
     # --- one step ---
     def _combine(self, rows: torch.Tensor, streams: list[_Active]) -> torch.Tensor:
