@@ -182,6 +182,8 @@ class ChatterboxEngine:
             # One non-final and one final decode: every module and the watermark run once.
             for _ in self._generate_sync(WARMUP_TEXT, voice, params, 14):
                 pass
+            self._warm_prompt(self._default_conds)  # the default preset's prefix
+            self._scheduler.wait_warm(120)  # before any measurement below
         budget = self.settings.chatterbox_stream_budget
         if budget == 0 and self._default_conds is not None:
             self.budget = measure_capacity(self._scheduler, model, self.family,
