@@ -276,19 +276,41 @@ def checkpoint(args: argparse.Namespace) -> tuple[str, Path]:
     return args.family, out
 
 
-def load_engine(family: str, ckpt: Path, args: argparse.Namespace, streams: int) -> Any:
+def add_model_arguments(ap: argparse.ArgumentParser) -> None:
+    """Which checkpoint, where and how it runs (shared with ``chatterbox_steps.py``)."""
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--tiny", action="store_true", help="tiny test checkpoints (default)")
+    src.add_argument("--full-size", choices=("turbo", "standard", "nano"))
+    src.add_argument("--ckpt-dir", help="real weights of --family")
+    ap.add_argument("--family", default="turbo", choices=("turbo", "standard", "nano"))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chatterbox-capacity"),
+                    help="where built checkpoints are kept")
+
+
+def load_engine(family: str, ckpt: Path, args: argparse.Namespace, streams: int, *,
+                watermark: bool, prompt_cache: bool = True) -> Any:
     from app.engines.chatterbox import ChatterboxEngine
 
     settings = Settings(_env_file=None, chatterbox_model=family, chatterbox_ckpt_dir=ckpt,
                         chatterbox_device=args.device, chatterbox_dtype=args.dtype,
                         max_concurrent_streams=streams, chatterbox_stream_budget=streams,
-                        watermark=not args.no_watermark,
-                        # (chatterbox_steps.py passes its own args, without the flag)
-                        **({"chatterbox_prompt_cache_mb": 0}
-                           if getattr(args, "prompt_cache", "on") == "off" else {}))
+                        watermark=watermark,
+                        **({} if prompt_cache else {"chatterbox_prompt_cache_mb": 0}))
     engine = ChatterboxEngine(settings)
     asyncio.run(engine.load())
     return engine
+
+
+def conditions(args: argparse.Namespace, engine: Any, family: str, ckpt: Path
+               ) -> dict[str, Any]:
+    """What a result was measured on (the JSON's ``conditions``)."""
+    return {"family": family, "checkpoint": "full-size random" if args.full_size else
+            ("tiny random" if not args.ckpt_dir else str(ckpt)), "device": engine.device,
+            "dtype": engine.stats()["dtype"], "torch_threads": args.threads,
+            "cpu": platform.processor() or platform.machine(), "preset": args.preset}
 
 
 def step_times(engine: Any) -> dict[str, float]:
@@ -300,24 +322,16 @@ def step_times(engine: Any) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--tiny", action="store_true", help="tiny test checkpoints (default)")
-    src.add_argument("--full-size", choices=("turbo", "standard", "nano"))
-    src.add_argument("--ckpt-dir", help="real weights of --family")
-    ap.add_argument("--family", default="turbo", choices=("turbo", "standard", "nano"))
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto")
+    add_model_arguments(ap)
     ap.add_argument("--streams", default=None, help="comma list (default 1,2,4,8; +16,32 on GPU)")
     ap.add_argument("--modes", default="batched,interleaved")
     ap.add_argument("--tokens", type=int, default=72, help="tokens per stream in the burst")
     ap.add_argument("--probes", type=int, default=8, help="joining streams per N")
     ap.add_argument("--preset", default="balanced")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
     ap.add_argument("--no-watermark", action="store_true")
     ap.add_argument("--prompt-cache", default="on", choices=("on", "off", "both"),
                     help="the voices' prefix cache for the modes; both: also first token "
                     "alone with it off and on")
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chatterbox-capacity"))
     ap.add_argument("--json", default="benchmarks/results/chatterbox_capacity.json")
     args = ap.parse_args(argv)
 
@@ -328,16 +342,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     sizes = [int(s) for s in args.streams.split(",")] if args.streams else (
         [1, 2, 4, 8, 16, 32] if cuda else [1, 2, 4, 8])
-    engine = load_engine(family, ckpt, args, max(sizes))
+    engine = load_engine(family, ckpt, args, max(sizes), watermark=not args.no_watermark,
+                         prompt_cache=args.prompt_cache != "off")
     voice = asyncio.run(engine.prepare_voice(None))
     decode_s = instrument(engine)
     report: dict[str, Any] = {}
     details: dict[str, Any] = {"conditions": {
-        "family": family, "checkpoint": "full-size random" if args.full_size else
-        ("tiny random" if not args.ckpt_dir else str(ckpt)), "device": engine.device,
-        "dtype": engine.stats()["dtype"], "torch_threads": args.threads,
-        "cpu": platform.processor() or platform.machine(), "tokens_per_stream": args.tokens,
-        "probes": args.probes, "preset": args.preset, "watermark": not args.no_watermark,
+        **conditions(args, engine, family, ckpt), "tokens_per_stream": args.tokens,
+        "probes": args.probes, "watermark": not args.no_watermark,
         "prompt_cache": args.prompt_cache}, "modes": {}}
     for mode in filter(None, args.modes.split(",")):
         runner = Runner(engine, voice, args.preset, mode)

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 
 # The checkpoints and the engine as the capacity benchmark builds them (same directory).
-from chatterbox_capacity import TEXT, checkpoint, load_engine
+from chatterbox_capacity import TEXT, add_model_arguments, checkpoint, conditions, load_engine
 
 from app.engines.base import SynthesisParams
 from app.presets import PRESETS
@@ -74,31 +73,18 @@ def measure(engine: Any, voice: Any, preset: str, n: int, warmup: int, iteration
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--tiny", action="store_true", help="tiny test checkpoints (default)")
-    src.add_argument("--full-size", choices=("turbo", "standard", "nano"))
-    src.add_argument("--ckpt-dir", help="real weights of --family")
-    ap.add_argument("--family", default="turbo", choices=("turbo", "standard", "nano"))
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto")
+    add_model_arguments(ap)
     ap.add_argument("--streams", default="1,2,4,8")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--preset", default="balanced")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
-    ap.add_argument("--cache", default=None, help="checkpoint cache (as chatterbox_capacity.py)")
     ap.add_argument("--json", default="benchmarks/results/chatterbox_steps.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.cache is None:
-        import tempfile
-
-        args.cache = str(Path(tempfile.gettempdir()) / "chatterbox-capacity")
-    args.no_watermark = True  # nothing is decoded here
     family, ckpt = checkpoint(args)
     sizes = [int(s) for s in args.streams.split(",")]
-    engine = load_engine(family, ckpt, args, max(sizes))
+    engine = load_engine(family, ckpt, args, max(sizes), watermark=False)  # nothing decodes
     voice = asyncio.run(engine.prepare_voice(None))
     runs: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
     with torch.inference_mode():
@@ -116,12 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for n, row in rows.items():
         print(f"N={int(n):2d}  median over {args.rounds} rounds: {row}")
     base = rows[str(sizes[0])]["tokens_per_s"]
-    report = {"conditions": {
-        "family": family, "checkpoint": "full-size random" if args.full_size else
-        ("tiny random" if not args.ckpt_dir else str(ckpt)), "device": engine.device,
-        "dtype": engine.stats()["dtype"], "torch_threads": args.threads,
-        "cpu": platform.processor() or platform.machine(), "preset": args.preset,
-        "iterations": args.iterations, "rounds": args.rounds},
+    report = {"conditions": {**conditions(args, engine, family, ckpt),
+                             "iterations": args.iterations, "rounds": args.rounds},
         "steps": rows,
         "token_rate_vs_first": {n: round(r["tokens_per_s"] / base, 2) for n, r in rows.items()}}
     print("token rate against N =", sizes[0], ":", report["token_rate_vs_first"])

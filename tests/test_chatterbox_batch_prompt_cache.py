@@ -27,30 +27,20 @@ from app.engines.base import SynthesisParams, VoiceClip
 from app.presets import PRESETS
 from tests.chatterbox_fixtures import (  # noqa: F401  (fixtures)
     make_engine,
+    standard_engine,
     tiny_standard_dir,
     tiny_turbo_dir,
+    turbo_engine,
 )
 
 TEXTS = ["Hello there, how are you doing today?", "Please hold while I check that."]
 pytestmark = pytest.mark.chatterbox
 
 
-@pytest.fixture(scope="module")
-def cache_turbo(tiny_turbo_dir: Path):  # noqa: F811
-    engine = make_engine("turbo", tiny_turbo_dir, max_concurrent_streams=4)
-    yield engine
-    asyncio.run(engine.aclose())
-
-
-@pytest.fixture(scope="module")
-def cache_standard(tiny_standard_dir: Path):  # noqa: F811
-    engine = make_engine("standard", tiny_standard_dir, max_concurrent_streams=4)
-    yield engine
-    asyncio.run(engine.aclose())
-
-
 def _engine(request: pytest.FixtureRequest, family: str) -> Any:
-    return request.getfixturevalue(f"cache_{family}")
+    # Streams are submitted to the scheduler one at a time, so the shared module-scoped
+    # engines (chatterbox_fixtures) serve every test here.
+    return request.getfixturevalue(f"{family}_engine")
 
 
 def _voice(engine: Any, seed: int | None = None, voice_id: str = "caller") -> Any:
@@ -140,8 +130,9 @@ def test_a_cached_prefix_gives_the_full_prefills_logits_and_tokens(request, fami
     assert first_token <= 1e-4 and worst <= 1e-4
 
 
-def test_a_second_reply_in_the_same_voice_hits_and_health_shows_it(cache_standard) -> None:
-    engine = cache_standard
+def test_a_second_reply_in_the_same_voice_hits_and_health_shows_it(
+        standard_engine) -> None:  # noqa: F811
+    engine = standard_engine
     default, other = _voice(engine), _voice(engine, seed=3)
     with _cache(engine, 1 << 30) as cache:
         _run(engine, default, TEXTS[0], 1, exaggeration=0.5)
@@ -157,8 +148,9 @@ def test_a_second_reply_in_the_same_voice_hits_and_health_shows_it(cache_standar
     assert 0 < stats["bytes"] <= stats["max_bytes"]
 
 
-def test_turbo_ignores_exaggeration_so_its_prefix_is_shared(cache_turbo) -> None:
-    engine = cache_turbo
+def test_turbo_ignores_exaggeration_so_its_prefix_is_shared(
+        turbo_engine) -> None:  # noqa: F811
+    engine = turbo_engine
     voice = _voice(engine)
     with _cache(engine, 1 << 30) as cache:
         _run(engine, voice, TEXTS[0], 1, exaggeration=0.3)
@@ -167,8 +159,8 @@ def test_turbo_ignores_exaggeration_so_its_prefix_is_shared(cache_turbo) -> None
 
 
 def test_the_byte_bound_evicts_the_least_recently_used_and_is_never_exceeded(
-        cache_standard) -> None:
-    engine = cache_standard
+        standard_engine) -> None:  # noqa: F811
+    engine = standard_engine
     voice = _voice(engine)  # entries differ by exaggeration
     with _cache(engine, 1 << 30) as probe:
         _run(engine, voice, TEXTS[0], 1, exaggeration=0.1, fixed_tokens=2)
@@ -205,10 +197,10 @@ def test_zero_megabytes_turns_the_cache_off(tiny_turbo_dir: Path) -> None:  # no
         asyncio.run(engine.aclose())
 
 
-def test_a_replaced_voice_never_reuses_the_old_entry(cache_turbo) -> None:
+def test_a_replaced_voice_never_reuses_the_old_entry(turbo_engine) -> None:  # noqa: F811
     """On the tiny model two clips give the same tokens, but not the same logits: the
     new clip's reply must get the new clip's logits, not those of the old entry."""
-    engine = cache_turbo
+    engine = turbo_engine
     old, new = _voice(engine, seed=1, voice_id="agent"), _voice(engine, seed=2, voice_id="agent")
     with _cache(engine, 0):
         expected = _run(engine, new, TEXTS[0], 5, fixed_tokens=2, record_logits=True)
@@ -254,3 +246,24 @@ def test_nothing_is_warmed_without_a_cache(tiny_turbo_dir: Path) -> None:  # noq
         assert lengths == [] and engine.stats()["prompt_cache"]["warmed"] == 0
     finally:
         asyncio.run(engine.aclose())
+
+
+def test_the_builtin_voice_is_warmed_at_startup_for_the_default_preset(
+        standard_engine) -> None:  # noqa: F811
+    """The startup generation runs ``realtime`` (exaggeration 0.4); the warm-up after it
+    caches the default preset's prefix (0.5), so a default reply's first token is a hit."""
+    from app.engines.chatterbox import runtime
+    from app.engines.chatterbox.prompt_cache import prefix_key
+    from app.presets import DEFAULT_PRESET
+
+    engine = standard_engine
+    cache = engine._scheduler.prompt_cache
+    voice = _voice(engine)
+    plan = runtime.Plan.build("standard", SynthesisParams(preset=PRESETS[DEFAULT_PRESET]))
+    t3 = engine._model.t3
+    key = prefix_key(t3, runtime.request_cond(voice.data, plan), t3.speech_head.weight.dtype)
+    assert key in cache._entries  # before any reply in the default preset
+    before = cache.stats()
+    _run(engine, voice, TEXTS[1], 5, exaggeration=plan.exaggeration, fixed_tokens=2)
+    after = cache.stats()
+    assert (after["hits"], after["misses"]) == (before["hits"] + 1, before["misses"])

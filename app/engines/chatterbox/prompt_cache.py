@@ -69,11 +69,6 @@ class PromptCache:
                     "max_bytes": self.max_bytes, "hits": self.hits, "misses": self.misses,
                     "evictions": self.evictions, "warmed": self.warmed}
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
     def past(self, t3: Any, t3_cond: Any, embeds: torch.Tensor, len_cond: int) -> DynamicCache:
         """A fresh cache holding the prefix (``embeds[:, :len_cond]``) for every row of
         ``embeds``, computed by the backbone on a miss. The rows' prefixes must be equal
